@@ -9,7 +9,7 @@ quantity                     formula                                source
 ===========================  =====================================  =============================
 position value (coin)        ``V = N / P``                          BitMEX, Bybit, Binance, Kraken
 PnL (coin)                   ``s·N·(1/E − 1/P)``                    BitMEX, Bybit, Kraken, Binance
-average entry                ``ΣN_i / Σ(N_i/p_i)`` (harmonic)       Bybit "P&L calculation (inverse)"
+average entry                ``ΣN_i / Σ(N_i/p_i)`` (harmonic)       Bybit P&L page (inverse)
 initial margin (coin)        ``N / (P·L)``                          Bybit, OKX
 maintenance margin (coin)    ``V·m − c``                            Binance COIN-M, Bybit
 liquidation, MM at mark      long ``N(1+m)/(M+c+N/E)``              Binance, OKX, Kraken, Bybit UTA
@@ -178,7 +178,9 @@ def bankruptcy_price(size_usd: float, entry_price: float, collateral_coin: float
         return None
     n = abs(size_usd)
     value_at_entry = n / entry_price
-    denominator = collateral_coin + value_at_entry if size_usd > 0 else value_at_entry - collateral_coin
+    denominator = (
+        collateral_coin + value_at_entry if size_usd > 0 else value_at_entry - collateral_coin
+    )
     if denominator <= 0.0:
         return None
     return n / denominator
@@ -232,7 +234,7 @@ def liquidation_distance(mark_price: float, liq_price: float | None) -> float:
     _require_price("mark_price", mark_price)
     if liq_price is None:
         return math.inf
-    _require_finite("liq_price", liq_price)
+    _require_price("liq_price", liq_price)
     return abs(mark_price - liq_price) / mark_price
 
 
@@ -321,6 +323,8 @@ class TierTable:
 
     def requirement(self, size_usd: float, price: float) -> MarginRequirement:
         """The tier that applies to ``size_usd`` valued at ``price``."""
+        _require_finite("size_usd", size_usd)
+        _require_price("price", price)
         amount = (
             position_value_coin(size_usd, price) if self.basis is TierBasis.COIN else abs(size_usd)
         )
@@ -389,7 +393,9 @@ def schedule_liquidation_price(
             # price are fixed in this branch, so iterate the price to a fixed point.
             for _ in range(50):
                 deduction_coin = tier.deduction / probe_price
-                lp = liquidation_price(size_usd, entry_price, collateral_coin, tier.mmr, deduction_coin)
+                lp = liquidation_price(
+                    size_usd, entry_price, collateral_coin, tier.mmr, deduction_coin
+                )
                 if lp is None or abs(lp - probe_price) <= 1e-12 * probe_price:
                     break
                 probe_price = lp
@@ -413,14 +419,16 @@ def _linear_liquidation_price(
         return liquidation_price(size_usd, entry_price, collateral_coin, a)
     quad = b * n * n
     if size_usd > 0:
-        # b·N²·x² + N(1+a)·x − (C + N/E) = 0, the positive root.
-        lin, const = n * (1.0 + a), -(collateral_coin + n / entry_price)
-        x = (-lin + math.sqrt(lin * lin - 4.0 * quad * const)) / (2.0 * quad)
+        # b·N²·x² + N(1+a)·x − K = 0 with K = C + N/E > 0; the positive root, written in the
+        # cancellation-free form 2K / (B + √(B² + 4AK)).
+        lin, const = n * (1.0 + a), collateral_coin + n / entry_price
+        x = 2.0 * const / (lin + math.sqrt(lin * lin + 4.0 * quad * const))
     else:
-        # −b·N²·x² + N(1−a)·x + C − N/E = 0; equity falls as x = 1/P falls, so the smaller root.
+        # b·N²·x² − N(1−a)·x + K = 0 with K = N/E − C; equity falls as x = 1/P falls, so the
+        # smaller root 2K / (B + √(B² − 4AK)); K <= 0 means the short is fully collateralised.
         lin, const = n * (1.0 - a), n / entry_price - collateral_coin
         disc = lin * lin - 4.0 * quad * const
         if disc < 0.0:
             return None
-        x = (lin - math.sqrt(disc)) / (2.0 * quad)
+        x = 2.0 * const / (lin + math.sqrt(disc))
     return 1.0 / x if x > 0.0 else None
