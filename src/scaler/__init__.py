@@ -1,3 +1,3 @@
-"""scaler: keeps an inverse (coin-margined) perpetual position at a target size and keeps it safe."""
+"""scaler: keeps an inverse (coin-margined) perpetual position at a target size, safely."""
 
 __version__ = "0.1.0"

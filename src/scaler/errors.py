@@ -9,8 +9,8 @@
     │   ├── OutcomeUnknownError  an order may or may not exist: never resend blind,
     │   │                        look it up by client order id first
     │   └── FatalVenueError      credentials, permissions, unsupported venue: stop
-    ├── BadInputError            market data or a payload failed validation: count, log, drop
-    └── InvariantViolation       the program's own assumptions broke: crash, let the supervisor restart
+    ├── BadInputError            bad market data or payload: count, log, drop
+    └── InvariantViolation       our own assumptions broke: crash, let the supervisor restart
 
 Domain code raises only ``ValueError`` for invalid arguments (a programming or data error at a
 pure function's door) and never any of the I/O errors above.
@@ -37,7 +37,7 @@ class VenueError(ScalerError):
 
 
 class TransientError(VenueError):
-    """A temporary failure (network, 5xx, timeout on a read): retry idempotent calls with backoff."""
+    """A temporary failure (network, 5xx, a read timing out): retry idempotent calls."""
 
 
 class RateLimitedError(TransientError):
@@ -49,11 +49,11 @@ class RateLimitedError(TransientError):
 
 
 class RejectedError(VenueError):
-    """The venue refused the request (insufficient margin, bad price, post-only cross): do not retry."""
+    """The venue refused the request (margin, price, post-only cross): do not retry."""
 
 
 class OutcomeUnknownError(VenueError):
-    """The request may have taken effect: reconcile by client order id before sending anything else."""
+    """The request may have taken effect: look it up by client order id before anything else."""
 
 
 class FatalVenueError(VenueError):
@@ -69,5 +69,5 @@ class BadInputError(ScalerError):
         self.detail = detail
 
 
-class InvariantViolation(ScalerError):
+class InvariantViolation(ScalerError):  # noqa: N818 - named as the STYLE error tree names it
     """An internal invariant broke; continuing would be unsafe."""

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 from scaler.domain.inverse import MarginSchedule
-from scaler.domain.orders import Fill, OrderRequest, OrderUpdate
+from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
 from scaler.domain.types import AccountSnapshot, InstrumentKey, MarketSnapshot
 from scaler.service.records import DecisionRecord
 
@@ -67,6 +67,8 @@ class Journal(Protocol):
 
     def unresolved_intents(self) -> list[OrderRequest]: ...
 
+    def order_status(self, client_order_id: str) -> OrderStatus | None: ...
+
     def save_state(self, name: str, value: Mapping[str, Any]) -> None: ...
 
     def load_state(self, name: str) -> dict[str, Any] | None: ...
@@ -85,4 +87,6 @@ class Telemetry(Protocol):
 
     def error(self, kind: str, detail: str) -> None: ...
 
-    def state_changed(self, key: InstrumentKey, previous: str, current: str, reasons: str) -> None: ...
+    def state_changed(
+        self, key: InstrumentKey, previous: str, current: str, reasons: str
+    ) -> None: ...

@@ -1,0 +1,158 @@
+"""The ``scaler`` command.
+
+    scaler run [--config FILE]               the daemon (paper exchange by default)
+    scaler check [--config FILE] [--connect] validate and print the effective, redacted settings
+    scaler status [--json]                   what the running daemon is doing
+    scaler mode auto|recommend               send orders, or only recommend
+    scaler halt | scaler resume              the operator's kill switch
+    scaler override [--duration-s N]         proceed on the last known funding rate for N s
+
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage (one line naming the
+field), 130 forced exit on a second signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from scaler.config import Settings, load_settings, redacted
+from scaler.errors import ConfigError
+
+TOKEN_FILE = "control-token"  # noqa: S105 - a file name, not a secret
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scaler", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, help="TOML settings file (or SCALER_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon")
+    check = sub.add_parser("check", help="validate and print the effective settings")
+    check.add_argument("--connect", action="store_true", help="also reach the venue")
+    status = sub.add_parser("status", help="show the running daemon's state")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    mode = sub.add_parser("mode", help="switch between auto and recommend")
+    mode.add_argument("mode", choices=["auto", "recommend"])
+    sub.add_parser("halt", help="halt trading until resumed")
+    sub.add_parser("resume", help="resume after a halt")
+    override = sub.add_parser("override", help="proceed on the last known funding rate")
+    override.add_argument("--duration-s", type=float, default=600.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "run":
+        from scaler.app import run_daemon  # noqa: PLC0415 - keeps client commands light
+
+        return run_daemon(settings)
+    if args.command == "check":
+        print(json.dumps(redacted(settings), indent=2, sort_keys=True))
+        if args.connect:
+            from scaler.app import check_connection  # noqa: PLC0415
+
+            return asyncio.run(check_connection(settings))
+        return 0
+    if args.command == "status":
+        return _status(settings, as_json=args.json)
+    if args.command == "mode":
+        return _post(settings, "/mode", {"mode": args.mode})
+    if args.command == "override":
+        return _post(settings, "/override", {"duration_s": args.duration_s})
+    return _post(settings, f"/{args.command}", {})
+
+
+def read_token(settings: Settings) -> str | None:
+    """The control token: from the settings, else the file the daemon generated."""
+    if settings.api.token is not None:
+        return settings.api.token.get_secret_value()
+    path = settings.state_dir / TOKEN_FILE
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _url(settings: Settings, path: str) -> str:
+    return f"http://{settings.api.host}:{settings.api.port}{path}"
+
+
+def _request(settings: Settings, path: str, body: dict[str, Any] | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    data = None
+    if body is not None:
+        token = read_token(settings)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode()
+    request = urllib.request.Request(_url(settings, path), data=data, headers=headers)  # noqa: S310 - URL built from settings
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _post(settings: Settings, path: str, body: dict[str, Any]) -> int:
+    try:
+        status, payload = _request(settings, path, body)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        print(f"scaler: cannot reach the daemon at {_url(settings, '')}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(payload, sort_keys=True))
+    return 0 if status == 200 else 1
+
+
+def _status(settings: Settings, *, as_json: bool) -> int:
+    try:
+        _, payload = _request(settings, "/status", None)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        print(f"scaler: cannot reach the daemon at {_url(settings, '')}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(payload, indent=2, sort_keys=True) if as_json else format_status(payload))
+    return 0
+
+
+def format_status(payload: dict[str, Any]) -> str:
+    """A short human view of /status."""
+    lines = [f"mode {payload.get('mode')}   state {payload.get('trading_state')}"]
+    for item in payload.get("instruments", []):
+        lines.append(
+            f"{item.get('venue')}:{item.get('symbol')}  mark {_num(item.get('mark_price'))}"
+            f"  target {_num(item.get('target_usd'))}"
+            f"  recommended {_num(item.get('recommended_usd'))}"
+            f"  actual {_num(item.get('actual_usd'))} USD"
+        )
+        lines.append(
+            f"  state {item.get('trading_state')}  equity {_num(item.get('equity_coin'), 8)}"
+            f"  margin ratio {_num(item.get('margin_ratio'))}"
+            f"  liq {_num(item.get('liquidation_price'))}"
+            f" ({_num(item.get('liquidation_distance'), 4)})"
+            f"  funding pred {_num(item.get('funding_predicted'), 8)}"
+        )
+        reasons = item.get("reasons") or []
+        if reasons:
+            lines.append("  reasons " + ", ".join(reasons))
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

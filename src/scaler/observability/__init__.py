@@ -1,0 +1,1 @@
+"""Structured logs (structlog) and Prometheus metrics (prometheus-client)."""

@@ -1,0 +1,1 @@
+"""The imperative shell: the asyncio loop, its lifecycle and the control API."""
