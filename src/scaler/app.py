@@ -89,7 +89,10 @@ def control_token(settings: Settings) -> str:
         return settings.api.token.get_secret_value()
     path = settings.state_dir / TOKEN_FILE
     if path.is_file():
-        return path.read_text().strip()
+        token = path.read_text().strip()
+        if len(token) >= 16:
+            return token
+        path.unlink()  # empty or truncated: never accept a guessable token
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

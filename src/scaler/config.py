@@ -13,6 +13,7 @@ typo never falls back silently to a default. :func:`load_settings` turns every p
 from __future__ import annotations
 
 import enum
+import json
 import math
 import os
 from pathlib import Path
@@ -136,8 +137,8 @@ class RiskSettings(Section):
     max_index_divergence: Fraction = 0.03
     breaker_cooldown_s: PositiveFloat = 2.0
     mm_buffer: Annotated[float, Field(ge=1, allow_inf_nan=False)] = 2.0
-    max_position_usd: PositiveFloat = math.inf
-    max_notional_coin: PositiveFloat = math.inf
+    max_position_usd: Annotated[float, Field(gt=0)] = math.inf
+    max_notional_coin: Annotated[float, Field(gt=0)] = math.inf
     max_leverage: PositiveFloat = 10.0
     min_liquidation_distance: Annotated[float, Field(ge=0, lt=1)] = 0.15
     daily_loss_limit_fraction: Fraction = 0.10
@@ -148,7 +149,9 @@ class RiskSettings(Section):
     """Longest funding override an operator may grant in one call."""
 
     # math.inf is a legitimate "no cap"; pydantic's allow_inf_nan=False would refuse it.
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=True, ser_json_inf_nan="strings"
+    )
 
 
 class ExecutionSettings(Section):
@@ -300,7 +303,7 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
 
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data with every secret replaced by ``'**********'``."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
+    data: dict[str, Any] = json.loads(settings.model_dump_json())
     token = settings.api.token
     data["api"]["token"] = "**********" if token is not None else None
     return data

@@ -33,10 +33,11 @@ Rules, in order (the ``Rule`` family in brackets):
    cooldown``, the window re-anchors at this mark, ``breaker_trips`` counts the trip unless the
    breaker was already on (then the deadline only moves). While ``now < breaker_until`` ->
    ``FROZEN`` ``breaker_cooldown``; afterwards still ``FROZEN`` until an account snapshot with
-   ``ts_ns >= breaker_until`` arrives (margins recomputed), then the breaker clears. Mark tracking
-   runs on every evaluation with a valid market snapshot, also while halted (without tripping)
-   or when the account is missing. There is no age limit on ``last_mark``: a jump across a feed
-   outage or a restart is a gap.
+   ``ts_ns >= breaker_until`` arrives (margins recomputed), then the breaker clears. The gap
+   check and mark tracking run on every evaluation with a valid market snapshot, even when the
+   account is missing; while halted only the tracking runs (no trips). There is no age limit on
+   ``last_mark``: a jump across a feed outage or a restart is a gap. Windows tumble: a slow
+   drift split across two windows is caught only by the per-tick check.
    Rules 3 and 4 both run; either freezes. ``FROZEN`` and ``HALTED``: ``allowed == current``.
 5. **Maintenance margin** [maintenance_margin]. ``ratio = equity / MM(current)`` (the venue's
    figure when reported, else the schedule's at the mark); below ``mm_buffer`` the target is at
@@ -45,7 +46,9 @@ Rules, in order (the ``Rule`` family in brackets):
    ``<= max_leverage x equity x mark`` (0 with no positive equity); one action per binding cap.
 7. **Liquidation floor** [liquidation_distance]. The target held with the whole equity as
    collateral and entry at the mark must have ``liquidation_distance >= min_liquidation_distance``;
-   else the largest safe whole-lot size (bisection, only when the check fails).
+   else the largest safe whole-lot size (bisection, only when the check fails; a closed-form
+   sufficient test skips the exact solve on the happy path). An LP already on the wrong side
+   of the mark counts as distance 0.
    A cap or the floor that leaves a pure reduction (``|allowed| < |current|`` on the same side)
    -> ``REDUCING``. A capped sign flip stays ``ACTIVE``.
 8. **Spread guard** [spread_guard]. ``spread_bps > max_spread_bps``: an exposure increase is
@@ -56,6 +59,8 @@ Rules, in order (the ``Rule`` family in brackets):
 
 Finally a target that is not exactly ``current`` is rounded toward zero to whole lots (never past
 a cap; not reported as an action). In ``REDUCING`` ``|allowed| <= |current|`` on the same side.
+In ``FROZEN`` / ``HALTED`` the held current size may itself be above a cap: no order is sent,
+and the caps apply again at the next trading decision.
 ``reduce_only`` is true exactly in ``REDUCING``. A ``ValueError`` or ``ArithmeticError`` from
 numbers no check anticipated (overflow at the edges of the float range) becomes ``FROZEN``
 ``invalid_input`` (``HALTED`` if halted): the layer never raises on data.
@@ -110,7 +115,11 @@ _NO_ACTIONS: tuple[RuleAction, ...] = ()
 
 @dataclass(frozen=True, slots=True)
 class RiskInputs:
-    """What one evaluation looks at; ``now_ns`` is the caller's clock reading."""
+    """What one evaluation looks at; ``now_ns`` is the caller's clock reading.
+
+    Nothing is checked at construction: every field, ``lot_size_usd`` included, is data that
+    :func:`evaluate` validates and fails closed on.
+    """
 
     proposed_target_usd: float
     current_position_usd: float
@@ -440,14 +449,13 @@ def _stale_actions(
         and funding_age_ns <= limits.stale_funding_after_s * NS_PER_S
         and account_age_ns <= limits.stale_account_after_s * NS_PER_S
     ):
-        return _NO_ACTIONS, False
-    actions = []
+        return _NO_ACTIONS, False  # the per-tick path allocates nothing
     checks = (
         (Reason.STALE_MARK, "mark", mark_age_ns, limits.stale_mark_after_s),
         (Reason.STALE_FUNDING, "funding", funding_age_ns, limits.stale_funding_after_s),
         (Reason.STALE_ACCOUNT, "account", account_age_ns, limits.stale_account_after_s),
     )
-    frozen = False
+    actions = []
     for reason, feed, age_ns, limit_s in checks:
         if age_ns <= limit_s * NS_PER_S:
             continue
@@ -456,13 +464,11 @@ def _stale_actions(
             left_s = (state.override_until_ns - now_ns) / NS_PER_S
             detail += f"; override: last rate {market.funding_rate:.6f} for {left_s:.2f} s"
             proposed = inputs.proposed_target_usd
-            override = RuleAction(
-                Rule.STALE_FEED, Reason.FUNDING_OVERRIDE, detail, proposed, proposed
-            )
-            actions.append(override)
-            continue
-        frozen = True
-        actions.append(_hold_action(Rule.STALE_FEED, reason, detail, inputs))
+            override = Reason.FUNDING_OVERRIDE
+            actions.append(RuleAction(Rule.STALE_FEED, override, detail, proposed, proposed))
+        else:
+            actions.append(_hold_action(Rule.STALE_FEED, reason, detail, inputs))
+    frozen = any(action.reason is not Reason.FUNDING_OVERRIDE for action in actions)
     return tuple(actions), frozen
 
 
@@ -577,14 +583,9 @@ def _limit(
     """Rules 5 to 9 and lot rounding, on inputs that passed rules 1 to 4."""
     current, mark, equity = inputs.current_position_usd, market.mark_price, account.equity_coin
     schedule, lot = inputs.schedule, inputs.lot_size_usd
+    mm_coin = account.maintenance_margin_coin
     target, mm = maintenance_margin_rule(
-        inputs.proposed_target_usd,
-        current,
-        mark,
-        equity,
-        account.maintenance_margin_coin,
-        schedule,
-        limits,
+        inputs.proposed_target_usd, current, mark, equity, mm_coin, schedule, limits
     )
     target, caps = cap_rules(target, mark, equity, limits)
     target, floor = liquidation_floor_rule(target, mark, equity, schedule, lot, limits)
@@ -598,18 +599,26 @@ def _limit(
     if mm is not None or limited or spread is not None or band is not None:
         acted = (mm, *caps, floor, spread, band)
         actions = (*prior, *(a for a in acted if a is not None))
-    allowed = target if target == current else round_toward_zero(target, lot)
+    return _decide(inputs, state, target, reducing, actions)
+
+
+def _decide(
+    inputs: RiskInputs,
+    state: RiskState,
+    target_usd: float,
+    reducing: bool,
+    actions: tuple[RuleAction, ...],
+) -> RiskDecision:
+    """Round to whole lots (unless holding exactly) and build an ACTIVE/REDUCING decision."""
+    current = inputs.current_position_usd
+    allowed = (
+        target_usd if target_usd == current else round_toward_zero(target_usd, inputs.lot_size_usd)
+    )
     if reducing and abs(allowed) > abs(current):
         allowed = current  # float noise only: never above the current size while reducing
     trading_state = _REDUCING if reducing else _ACTIVE
     if state.trading_state is not trading_state:
         state = replace(state, trading_state=trading_state)
     return RiskDecision(
-        inputs.proposed_target_usd,
-        allowed,
-        current,
-        trading_state,
-        actions,
-        state,
-        reducing,
+        inputs.proposed_target_usd, allowed, current, trading_state, actions, state, reducing
     )

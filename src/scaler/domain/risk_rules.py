@@ -28,7 +28,6 @@ from scaler.domain.inverse import (
 from scaler.domain.types import NS_PER_S, AccountSnapshot, MarketSnapshot
 from scaler.domain.validation import validate_account, validate_market
 
-
 DUST_USD = 1e-6
 """Sizes below a micro-dollar are float residue, never a position to liquidate."""
 
@@ -314,10 +313,11 @@ def target_liquidation_distance(
     """``|mark − LP| / mark`` of ``target`` held with all equity as collateral, entry at the mark.
 
     Equity already contains the unrealised PnL of the current position, so revaluing the whole
-    target at the mark with the equity as collateral is exact. Below ``DUST_USD`` a size is float
-    residue, treated as flat (the liquidation maths underflows on it). Distance 0 with no equity, and
-    when the liquidation price is already on the wrong side of the mark (a long whose LP is at
-    or above it: margin short at the mark itself), which ``|mark − LP|`` alone would miss.
+    target at the mark with the equity as collateral is exact. Below ``DUST_USD`` a size is
+    float residue, treated as flat (the liquidation maths underflows on it). Distance 0 with no
+    equity, and when the liquidation price is already on the wrong side of the mark (a long
+    whose LP is at or above it: margin short at the mark itself), which ``|mark − LP|`` alone
+    would miss.
     """
     if abs(target_usd) < DUST_USD:
         return math.inf

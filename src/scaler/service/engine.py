@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scaler.domain import funding as funding_model
 from scaler.domain import risk as risk_model
@@ -81,6 +81,7 @@ class InstrumentRuntime:
     ts_funding_seen_ns: int | None = None
     ts_flushed_ns: int = 0
     ts_fills_ns: int = 0
+    ts_decided_recv_ns: int | None = None
     persisted_risk: dict[str, object] = field(default_factory=dict)
 
 
@@ -239,12 +240,22 @@ class Engine:
         previous = runtime.last
         runtime.risk = decision.state
         record = build_record(runtime, decision, sizing, prediction, self.mode, now_ns)
+        record = replace(record, latency_s=self._tick_latency_s(runtime))
         runtime.last = record
         self._report(runtime, previous, record)
         await self._act(runtime, decision, now_ns)
         await self._record_fills(runtime)
         self._flush(runtime)
         return record
+
+    def _tick_latency_s(self, runtime: InstrumentRuntime) -> float | None:
+        """Seconds from receiving the tick to its decision; ``None`` for a re-decision on the
+        ticker of a tick already decided."""
+        market = runtime.market
+        if market is None or market.ts_recv_ns == runtime.ts_decided_recv_ns:
+            return None
+        runtime.ts_decided_recv_ns = market.ts_recv_ns
+        return (self._clock.now_ns() - market.ts_recv_ns) / NS_PER_S
 
     def _observe_funding(self, runtime: InstrumentRuntime) -> None:
         market = runtime.market
@@ -351,8 +362,12 @@ class Engine:
             self._next_seq = plan.next_seq
             self._journal.save_state("order_sequence", {"next": self._next_seq})
         for request in plan.orders:
-            if await self.executor.send(request) is None:
+            if await self.executor.send(request, lambda: self._may_trade(runtime)) is None:
                 break
+
+    def _may_trade(self, runtime: InstrumentRuntime) -> bool:
+        """Re-checked after every wait: an operator's halt or mode switch wins at once."""
+        return self.mode is Mode.AUTO and not self._stopping and not runtime.risk.halted
 
     async def _record_fills(self, runtime: InstrumentRuntime) -> None:
         """Journal new fills of our orders (recording a fill twice is a no-op)."""

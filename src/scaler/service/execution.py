@@ -8,6 +8,8 @@ it is resolved the instrument sends nothing new.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from asyncio_throttle.throttler import Throttler
 
 from scaler.domain.orders import OrderRequest, OrderStatus, OrderUpdate
@@ -52,9 +54,14 @@ class Executor:
     def blocked(self, key: InstrumentKey) -> bool:
         return any(req.key == key for req in self.unresolved.values())
 
-    async def send(self, request: OrderRequest) -> OrderUpdate | None:
-        """Journal, throttle and send one order; ``None`` when its outcome is still unknown."""
+    async def send(
+        self, request: OrderRequest, may_send: Callable[[], bool] = lambda: True
+    ) -> OrderUpdate | None:
+        """Throttle, journal and send one order; ``None`` when it was not sent (``may_send``
+        turned false while it waited for the rate limiter) or its outcome is still unknown."""
         async with self._throttler:
+            if not may_send():
+                return None
             self._journal.record_intent(request)
             self._telemetry.order_event(request.key, "intended", None)
             sent_ns = self._clock.now_ns()

@@ -66,7 +66,7 @@ def build_record(
         reasons=tuple(a.reason.value for a in decision.actions),
         rules=tuple(a.rule.value for a in decision.actions),
         details=tuple(a.detail for a in decision.actions),
-        latency_s=(now_ns - market.ts_recv_ns) / NS_PER_S if market else None,
+        latency_s=None,
         feed_age_s=_feed_ages(runtime, now_ns),
     )
 
