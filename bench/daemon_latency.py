@@ -87,8 +87,11 @@ def main() -> int:
     }
     with tempfile.TemporaryDirectory() as workdir:
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "scaler.cli", "run"], cwd=workdir, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "scaler.cli", "run"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             time.sleep(args.seconds)
@@ -106,7 +109,9 @@ def main() -> int:
         "p50_us": quantile(0.50, pairs) * 1e6,
         "p90_us": quantile(0.90, pairs) * 1e6,
         "p99_us": quantile(0.99, pairs) * 1e6,
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
     }
     print(f"{'decisions':>10} {'mean us':>9} {'p50 us':>8} {'p90 us':>8} {'p99 us':>8}")
     print(

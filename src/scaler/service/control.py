@@ -77,7 +77,11 @@ def build_control_app(engine: Engine, token: str, override_max_s: float) -> web.
     async def override(request: web.Request) -> web.Response:
         body = await _body(request)
         duration = body.get("duration_s", 600)
-        if not isinstance(duration, int | float) or not 0 < duration <= override_max_s:
+        if (
+            isinstance(duration, bool)
+            or not isinstance(duration, int | float)
+            or not 0 < duration <= override_max_s
+        ):
             return _json({"error": f"duration_s must be in (0, {override_max_s:g}]"}, status=400)
         until_ns = engine.override_funding(float(duration))
         return _json({"override_until_ns": until_ns})

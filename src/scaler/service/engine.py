@@ -127,13 +127,15 @@ class Engine:
         await self._reconcile()
         self.ready = True
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._read_feed(), name="feed-reader")
-            group.create_task(self._tick(), name="ticker")
+            reader = group.create_task(self._read_feed(), name="feed-reader")
+            ticker = group.create_task(self._tick(), name="ticker")
             group.create_task(self._decide(), name="decider")
             await stop.wait()
             self._stopping = True
-            self._wake.set()
+            ticker.cancel()  # its sleep may be long; nothing is lost by cutting it short
+            self._wake.set()  # the decider finishes its current step, then returns
             await self._feed.close()
+            reader.cancel()  # it may be waiting out a reconnect back-off
         await self.shutdown()
 
     async def shutdown(self) -> None:

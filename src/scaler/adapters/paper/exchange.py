@@ -23,7 +23,6 @@ cancel, or an unknown instrument; :class:`BadInputError` for a market snapshot i
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ from scaler.adapters.paper.settlement import (
 from scaler.adapters.paper.state import FundingPayment, Liquidation, Market, VenueState
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
 from scaler.domain.types import AccountSnapshot, InstrumentKey, MarketSnapshot
+from scaler.domain.validation import BadInput, validate_market
 from scaler.errors import BadInputError, RejectedError
 
 if TYPE_CHECKING:
@@ -81,20 +81,18 @@ class PaperCounters:
         return units_to_coin(self.realised_pnl_units)
 
 
-def _snapshot_problem(snapshot: MarketSnapshot, previous: Market | None) -> str | None:
-    prices = (snapshot.mark_price, snapshot.best_bid, snapshot.best_ask)
-    if not all(math.isfinite(p) and p > 0.0 for p in prices):
-        return "mark, best bid and best ask must be finite positive prices"
-    if not math.isfinite(snapshot.funding_rate):
-        return "funding_rate must be finite"
-    if not math.isfinite(snapshot.funding_interval_s) or snapshot.funding_interval_s <= 0.0:
-        return "funding_interval_s must be finite and positive"
-    for price, size in (*snapshot.bids, *snapshot.asks):
-        if not (math.isfinite(price) and price > 0.0 and math.isfinite(size) and size >= 0.0):
-            return "book levels need finite positive prices and finite non-negative sizes"
-    if previous is not None and snapshot.ts_event_ns < previous.snapshot.ts_event_ns:
-        return f"ts_event_ns {snapshot.ts_event_ns} is older than {previous.snapshot.ts_event_ns}"
-    return None
+MAX_ABS_FUNDING_RATE = 1.0
+"""The venue itself only refuses impossible rates; the daemon's own cap is tighter."""
+
+
+def _snapshot_problem(snapshot: MarketSnapshot, previous: Market | None) -> BadInput | None:
+    """The same validation the daemon applies, so the venue never moves on data it rejects.
+
+    A duplicate (same time, same values) is harmless to the venue and is let through."""
+    problem = validate_market(
+        snapshot, previous.snapshot if previous else None, MAX_ABS_FUNDING_RATE
+    )
+    return None if problem is BadInput.DUPLICATE else problem
 
 
 class PaperExchange:
@@ -188,7 +186,7 @@ class PaperExchange:
         previous = state.markets.get(snapshot.key)
         problem = _snapshot_problem(snapshot, previous)
         if problem is not None:
-            raise BadInputError("bad_market_snapshot", problem)
+            raise BadInputError(problem.value, f"refused by the paper exchange at {snapshot.key}")
         if previous is not None:
             settle_funding(state, instrument, previous.snapshot, snapshot.ts_event_ns)
         state.markets[snapshot.key] = Market(snapshot, Book.from_snapshot(snapshot))
