@@ -48,6 +48,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from scaler.domain.guards import require_finite, require_positive
 from scaler.domain.types import NS_PER_S
 
 _LN2 = math.log(2.0)
@@ -55,17 +56,6 @@ _STATE_FLOAT_KEYS = ("ema_rate", "last_rate", "venue_predicted_rate")
 _STATE_KEYS = frozenset(
     ("ema_rate", "samples", "ts_last_obs_ns", "last_rate", "venue_predicted_rate")
 )
-
-
-def _require_finite(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _require_positive(name: str, value: float) -> None:
-    _require_finite(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
 
 
 def _require_ts(name: str, value: int) -> None:
@@ -89,12 +79,12 @@ class FundingPredictorConfig:
     max_abs_rate: float = 0.05
 
     def __post_init__(self) -> None:
-        _require_positive("interval_s", self.interval_s)
-        _require_positive("half_life_intervals", self.half_life_intervals)
-        _require_finite("venue_weight", self.venue_weight)
+        require_positive("interval_s", self.interval_s)
+        require_positive("half_life_intervals", self.half_life_intervals)
+        require_finite("venue_weight", self.venue_weight)
         if not 0.0 <= self.venue_weight <= 1.0:
             raise ValueError(f"venue_weight must be in [0, 1], got {self.venue_weight!r}")
-        _require_positive("max_abs_rate", self.max_abs_rate)
+        require_positive("max_abs_rate", self.max_abs_rate)
 
     @property
     def half_life_s(self) -> float:
@@ -192,9 +182,9 @@ class FundingPrediction:
 
 def normalise_rate(rate: float, observed_interval_s: float, target_interval_s: float) -> float:
     """Convert a rate per ``observed_interval_s`` into a rate per ``target_interval_s``."""
-    _require_finite("rate", rate)
-    _require_positive("observed_interval_s", observed_interval_s)
-    _require_positive("target_interval_s", target_interval_s)
+    require_finite("rate", rate)
+    require_positive("observed_interval_s", observed_interval_s)
+    require_positive("target_interval_s", target_interval_s)
     return rate * (target_interval_s / observed_interval_s)
 
 

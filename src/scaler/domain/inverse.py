@@ -34,17 +34,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from scaler.domain.guards import require_finite
+
 MmAt = Literal["mark", "entry"]
 
 
 def _require_price(name: str, value: float) -> None:
     if not math.isfinite(value) or value <= 0.0:
         raise ValueError(f"{name} must be a finite positive price, got {value!r}")
-
-
-def _require_finite(name: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
 
 
 def _require_rate(name: str, value: float, upper: float = 1.0) -> None:
@@ -58,7 +55,7 @@ def position_value_coin(size_usd: float, price: float) -> float:
     BitMEX: "XBT Contract Value = Multiplier / XBTUSD Price"; Bybit: "Position Value = Contract
     Quantity / Average Entry Price" (60,000 / 50,000 = 1.2 BTC).
     """
-    _require_finite("size_usd", size_usd)
+    require_finite("size_usd", size_usd)
     _require_price("price", price)
     return abs(size_usd) / price
 
@@ -69,7 +66,7 @@ def pnl_coin(size_usd: float, entry_price: float, exit_price: float) -> float:
     BitMEX: "# Contracts × Multiplier × (1/Entry Price − 1/Exit Price)"; Kraken: 10,000 USD long
     from 5,000 to 6,000 gives 0.333 BTC.
     """
-    _require_finite("size_usd", size_usd)
+    require_finite("size_usd", size_usd)
     _require_price("entry_price", entry_price)
     _require_price("exit_price", exit_price)
     return size_usd * (1.0 / entry_price - 1.0 / exit_price)
@@ -85,7 +82,7 @@ def average_entry_price(fills: Iterable[tuple[float, float]]) -> float:
     total_coin = 0.0
     direction = 0
     for size_usd, price in fills:
-        _require_finite("fill size_usd", size_usd)
+        require_finite("fill size_usd", size_usd)
         _require_price("fill price", price)
         if size_usd == 0.0:
             continue
@@ -116,12 +113,12 @@ def maintenance_margin_coin(
     100 contracts × 100 USD / 25,000 = 0.4 BTC at 0.4 % → 0.0016 BTC.
     """
     _require_rate("mmr", mmr)
-    _require_finite("mm_deduction_coin", mm_deduction_coin)
+    require_finite("mm_deduction_coin", mm_deduction_coin)
     return max(0.0, position_value_coin(size_usd, price) * mmr - mm_deduction_coin)
 
 
 def _check_liquidation_inputs(size_usd: float, entry_price: float, collateral_coin: float) -> None:
-    _require_finite("size_usd", size_usd)
+    require_finite("size_usd", size_usd)
     _require_price("entry_price", entry_price)
     if not math.isfinite(collateral_coin) or collateral_coin < 0.0:
         raise ValueError(f"collateral_coin must be finite and >= 0, got {collateral_coin!r}")
@@ -145,7 +142,7 @@ def liquidation_price(
     """
     _check_liquidation_inputs(size_usd, entry_price, collateral_coin)
     _require_rate("mmr", mmr)
-    _require_finite("mm_deduction_coin", mm_deduction_coin)
+    require_finite("mm_deduction_coin", mm_deduction_coin)
     if mm_at not in ("mark", "entry"):
         raise ValueError(f"mm_at must be 'mark' or 'entry', got {mm_at!r}")
     if size_usd == 0.0:
@@ -192,8 +189,8 @@ def funding_payment_coin(size_usd: float, mark_price: float, funding_rate: float
     A positive rate means longs pay shorts on every venue. BitMEX: 20 XBT × 0.25 % = 0.05 XBT;
     Bybit: 10,000 contracts at mark 16,000 and 0.01 % pay 0.0000625 BTC.
     """
-    _require_finite("funding_rate", funding_rate)
-    _require_finite("size_usd", size_usd)
+    require_finite("funding_rate", funding_rate)
+    require_finite("size_usd", size_usd)
     _require_price("mark_price", mark_price)
     return size_usd / mark_price * funding_rate
 
@@ -203,7 +200,7 @@ def fee_coin(size_usd: float, price: float, fee_rate: float) -> float:
 
     Binance COIN-M: 10 × 100 USD / 10,104 at 0.05 % = 0.000049485 BTC.
     """
-    _require_finite("fee_rate", fee_rate)
+    require_finite("fee_rate", fee_rate)
     return position_value_coin(size_usd, price) * fee_rate
 
 
@@ -213,8 +210,8 @@ def margin_ratio(equity_coin: float, maintenance_margin: float) -> float:
     Venues define the ratio in both directions (Binance ``MM/equity``, OKX ``equity/MM``); scaler
     uses ``equity/MM`` everywhere so that "below maintenance times a buffer" reads naturally.
     """
-    _require_finite("equity_coin", equity_coin)
-    _require_finite("maintenance_margin", maintenance_margin)
+    require_finite("equity_coin", equity_coin)
+    require_finite("maintenance_margin", maintenance_margin)
     if maintenance_margin <= 0.0:
         return math.inf
     return equity_coin / maintenance_margin
@@ -223,7 +220,7 @@ def margin_ratio(equity_coin: float, maintenance_margin: float) -> float:
 def effective_leverage(size_usd: float, price: float, equity_coin: float) -> float:
     """Position value over equity; ``inf`` for a position held with no positive equity."""
     value = position_value_coin(size_usd, price)
-    _require_finite("equity_coin", equity_coin)
+    require_finite("equity_coin", equity_coin)
     if value == 0.0:
         return 0.0
     return value / equity_coin if equity_coin > 0.0 else math.inf
@@ -323,7 +320,7 @@ class TierTable:
 
     def requirement(self, size_usd: float, price: float) -> MarginRequirement:
         """The tier that applies to ``size_usd`` valued at ``price``."""
-        _require_finite("size_usd", size_usd)
+        require_finite("size_usd", size_usd)
         _require_price("price", price)
         amount = (
             position_value_coin(size_usd, price) if self.basis is TierBasis.COIN else abs(size_usd)

@@ -53,6 +53,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scaler.domain.guards import require_finite, require_positive
 from scaler.domain.orders import OrderRequest, OrderSide, OrderType, OrderUpdate
 from scaler.domain.sizing import LOT_ROUNDING_REL_TOL
 from scaler.domain.types import NS_PER_S, InstrumentKey, MarketSnapshot
@@ -78,24 +79,13 @@ class ExecutionStyle(enum.StrEnum):
     """Post-only limit at the own-side touch: buy at the best bid, sell at the best ask."""
 
 
-def _require_finite(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _require_positive(name: str, value: float) -> None:
-    _require_finite(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
 def _require_int(name: str, value: int, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _require_slippage_bps(value: float) -> None:
-    _require_finite("max_slippage_bps", value)
+    require_finite("max_slippage_bps", value)
     if not 0.0 <= value < _BPS_PER_UNIT:
         raise ValueError(f"max_slippage_bps must be in [0, 10000), got {value!r}")
 
@@ -127,16 +117,16 @@ class PlanningConfig:
     client_id_prefix: str = "scl"
 
     def __post_init__(self) -> None:
-        _require_positive("lot_size_usd", self.lot_size_usd)
-        _require_positive("tick_size", self.tick_size)
-        _require_positive("max_slice_usd", self.max_slice_usd)
+        require_positive("lot_size_usd", self.lot_size_usd)
+        require_positive("tick_size", self.tick_size)
+        require_positive("max_slice_usd", self.max_slice_usd)
         if self.max_slice_usd < self.lot_size_usd:
             raise ValueError(
                 f"max_slice_usd {self.max_slice_usd!r} is below one lot ({self.lot_size_usd!r})"
             )
         _require_slippage_bps(self.max_slippage_bps)
         _require_int("max_orders_per_plan", self.max_orders_per_plan, 1)
-        _require_positive("order_ttl_s", self.order_ttl_s)
+        require_positive("order_ttl_s", self.order_ttl_s)
         object.__setattr__(self, "style", ExecutionStyle(self.style))
         _require_prefix(self.client_id_prefix)
 
@@ -200,15 +190,15 @@ def depth_within_usd(
     best first, and ``best_price`` that side's touch. ``inf`` when there are no levels: the venue
     gives no book, and only ``max_slice_usd`` bounds a slice.
     """
-    _require_positive("best_price", best_price)
+    require_positive("best_price", best_price)
     _require_slippage_bps(max_slippage_bps)
     if not levels:
         return math.inf
     bound = _slippage_bound(side, best_price, max_slippage_bps)
     total_usd = 0.0
     for price, size_usd in levels:
-        _require_positive("level price", price)
-        _require_finite("level size_usd", size_usd)
+        require_positive("level price", price)
+        require_finite("level size_usd", size_usd)
         if size_usd < 0:
             raise ValueError(f"level size_usd must be >= 0, got {size_usd!r}")
         if side is OrderSide.BUY:
@@ -223,7 +213,7 @@ def depth_within_usd(
 def _touch(side: OrderSide, market: MarketSnapshot) -> float:
     """The opposite side's best price: what a ``side`` order would trade against."""
     price = market.best_ask if side is OrderSide.BUY else market.best_bid
-    _require_positive("best_ask" if side is OrderSide.BUY else "best_bid", price)
+    require_positive("best_ask" if side is OrderSide.BUY else "best_bid", price)
     return price
 
 
@@ -236,7 +226,7 @@ def protection_price(
     rounded up to a tick.
     """
     _require_slippage_bps(max_slippage_bps)
-    _require_positive("tick_size", tick_size)
+    require_positive("tick_size", tick_size)
     ticks = _slippage_bound(side, _touch(side, market), max_slippage_bps) / tick_size
     if side is OrderSide.BUY:
         whole_ticks = math.floor(ticks + _TICK_ROUNDING_TOL)
@@ -249,7 +239,7 @@ def _limit_price(side: OrderSide, market: MarketSnapshot, config: PlanningConfig
     if config.style is ExecutionStyle.MARKETABLE:
         return protection_price(side, market, config.max_slippage_bps, config.tick_size)
     price = market.best_bid if side is OrderSide.BUY else market.best_ask
-    _require_positive("best_bid" if side is OrderSide.BUY else "best_ask", price)
+    require_positive("best_bid" if side is OrderSide.BUY else "best_ask", price)
     return price
 
 
@@ -410,8 +400,8 @@ def plan_orders(
     ``open_orders`` may hold anything the venue reports; only own live orders for
     ``market.key`` are considered (module docstring). Client ids run from ``next_seq`` upward.
     """
-    _require_finite("allowed_target_usd", allowed_target_usd)
-    _require_finite("current_position_usd", current_position_usd)
+    require_finite("allowed_target_usd", allowed_target_usd)
+    require_finite("current_position_usd", current_position_usd)
     _require_int("now_ns", now_ns, 0)
     _require_int("next_seq", next_seq, 0)
     target_usd = _reachable_target_usd(allowed_target_usd, current_position_usd, reduce_only_mode)

@@ -47,6 +47,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from scaler.domain.guards import require_finite, require_positive
 from scaler.domain.types import NS_PER_S
 
 SECONDS_PER_YEAR = 365 * 86_400
@@ -73,19 +74,8 @@ class SizingLimit(enum.StrEnum):
     NO_EQUITY = "no_equity"
 
 
-def _require_finite(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _require_positive(name: str, value: float) -> None:
-    _require_finite(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-
-
 def _require_fraction(name: str, value: float) -> None:
-    _require_finite(name, value)
+    require_finite(name, value)
     if not 0.0 < value < 1.0:
         raise ValueError(f"{name} must be in (0, 1), got {value!r}")
 
@@ -96,7 +86,7 @@ def _require_side(value: int) -> None:
 
 
 def _require_min_denominator(value: float) -> None:
-    _require_finite("min_denominator", value)
+    require_finite("min_denominator", value)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"min_denominator must be in (0, 1], got {value!r}")
 
@@ -121,17 +111,17 @@ class SizingConfig:
 
     def __post_init__(self) -> None:
         _require_side(self.side)
-        _require_positive("target_leverage", self.target_leverage)
-        _require_positive("lot_size_usd", self.lot_size_usd)
+        require_positive("target_leverage", self.target_leverage)
+        require_positive("lot_size_usd", self.lot_size_usd)
         _require_min_denominator(self.min_denominator)
-        _require_positive("max_leverage", self.max_leverage)
+        require_positive("max_leverage", self.max_leverage)
         if self.target_leverage > self.max_leverage:
             raise ValueError(
                 f"target_leverage {self.target_leverage!r} exceeds max_leverage "
                 f"{self.max_leverage!r}"
             )
         if self.target_vol_annual is not None:
-            _require_positive("target_vol_annual", self.target_vol_annual)
+            require_positive("target_vol_annual", self.target_vol_annual)
         if (self.max_loss_fraction is None) != (self.stop_distance is None):
             raise ValueError(
                 "max_loss_fraction and stop_distance must be set together or not at all"
@@ -187,10 +177,10 @@ def raw_target_usd(
     min_denominator: float = 0.5,
 ) -> float:
     """``side * M * L * mark / max(1 + side * predicted_rate, min_denominator)``, unrounded."""
-    _require_finite("equity_coin", equity_coin)
-    _require_positive("target_leverage", target_leverage)
-    _require_positive("mark_price", mark_price)
-    _require_finite("predicted_rate", predicted_rate)
+    require_finite("equity_coin", equity_coin)
+    require_positive("target_leverage", target_leverage)
+    require_positive("mark_price", mark_price)
+    require_finite("predicted_rate", predicted_rate)
     _require_side(side)
     _require_min_denominator(min_denominator)
     if equity_coin <= 0.0:
@@ -201,8 +191,8 @@ def raw_target_usd(
 
 def round_to_lots(size_usd: float, lot_size_usd: float) -> float:
     """Round toward zero to a whole number of lots (see the module docstring for the tolerance)."""
-    _require_finite("size_usd", size_usd)
-    _require_positive("lot_size_usd", lot_size_usd)
+    require_finite("size_usd", size_usd)
+    require_positive("lot_size_usd", lot_size_usd)
     nudged_lots = abs(size_usd) / lot_size_usd * (1.0 + LOT_ROUNDING_REL_TOL)
     if not math.isfinite(nudged_lots):
         raise ValueError(f"size_usd {size_usd!r} is too large for lot_size_usd {lot_size_usd!r}")
@@ -221,8 +211,8 @@ def risk_per_trade_cap_usd(
 ) -> float:
     """Largest USD notional (magnitude) that loses at most ``max_loss_fraction`` of equity on an
     adverse move of ``stop_distance``: long ``k*M*E*(1-d)/d``, short ``k*M*E*(1+d)/d``."""
-    _require_finite("equity_coin", equity_coin)
-    _require_positive("mark_price", mark_price)
+    require_finite("equity_coin", equity_coin)
+    require_positive("mark_price", mark_price)
     _require_side(side)
     _require_fraction("max_loss_fraction", max_loss_fraction)
     _require_fraction("stop_distance", stop_distance)
@@ -242,8 +232,8 @@ def update_volatility(
     return, measured from the first mark at that time, still carries the move); an older one
     raises ``ValueError``.
     """
-    _require_positive("mark_price", mark_price)
-    _require_positive("half_life_s", half_life_s)
+    require_positive("mark_price", mark_price)
+    require_positive("half_life_s", half_life_s)
     if isinstance(ts_ns, bool) or not isinstance(ts_ns, int):
         raise ValueError(f"ts_ns must be an integer nanosecond timestamp, got {ts_ns!r}")
     if state.last_price is None or state.ts_last_ns is None:
@@ -318,10 +308,10 @@ def compute_target(
     ``predicted_rate`` (per the funding interval the predictor is configured for) ``None`` is
     treated as 0.0; whether sizing may proceed without a prediction is the risk layer's call.
     """
-    _require_finite("equity_coin", equity_coin)
-    _require_positive("mark_price", mark_price)
+    require_finite("equity_coin", equity_coin)
+    require_positive("mark_price", mark_price)
     rate = 0.0 if predicted_rate is None else predicted_rate
-    _require_finite("predicted_rate", rate)
+    require_finite("predicted_rate", rate)
     limits: list[str] = []
     leverage = _effective_leverage(config, vol_state, limits)
     funding_term = _funding_denominator(rate, config.side, config.min_denominator)
