@@ -1,6 +1,10 @@
 """The ``scaler`` command.
 
     scaler run [--config FILE]               the daemon (paper exchange by default)
+    scaler replay --bars PATH [--funding PATH] [--from ISO] [--to ISO]
+                  [--baseline-leverage L ...] [--baseline-band F] [--out DIR] [--no-plots]
+                                             the configured policy vs constant-leverage
+                                             baselines on recorded bars: table, JSON, plots
     scaler check [--config FILE] [--connect] validate and print the effective, redacted settings
     scaler status [--json]                   what the running daemon is doing
     scaler mode auto|recommend               send orders, or only recommend
@@ -16,9 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML settings file (or SCALER_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the daemon")
+    _replay_parser(sub)
     check = sub.add_parser("check", help="validate and print the effective settings")
     check.add_argument("--connect", action="store_true", help="also reach the venue")
     status = sub.add_parser("status", help="show the running daemon's state")
@@ -44,6 +51,85 @@ def _parser() -> argparse.ArgumentParser:
     override = sub.add_parser("override", help="proceed on the last known funding rate")
     override.add_argument("--duration-s", type=float, default=600.0)
     return parser
+
+
+def _replay_parser(sub: Any) -> None:
+    replay = sub.add_parser("replay", help="replay recorded bars through the daemon's policy")
+    replay.add_argument(
+        "--bars", type=Path, required=True, metavar="PATH", help="1-minute bar CSV (or .gz)"
+    )
+    replay.add_argument("--funding", type=Path, metavar="PATH", help="funding history CSV (or .gz)")
+    replay.add_argument(
+        "--from", dest="from_ns", type=_iso_ns, metavar="ISO", help="start, ISO 8601 (UTC)"
+    )
+    replay.add_argument(
+        "--to", dest="to_ns", type=_iso_ns, metavar="ISO", help="end (excluded), ISO 8601"
+    )
+    replay.add_argument(
+        "--baseline-leverage",
+        type=_positive,
+        nargs="*",
+        default=[20.0],
+        metavar="L",
+        help="constant-leverage baselines to compare (default 20; none with no value)",
+    )
+    replay.add_argument(
+        "--baseline-band",
+        type=_fraction,
+        metavar="F",
+        help="baselines rebalance when |target - position| > F x |target| "
+        "(default: risk.dead_band_fraction)",
+    )
+    replay.add_argument(
+        "--out", type=Path, default=Path("replay-out"), metavar="DIR", help="report directory"
+    )
+    replay.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def _iso_ns(text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1_000
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value < 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in [0, 1): {text!r}")
+    return value
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from scaler.app import run_replay  # noqa: PLC0415 - keeps client commands light
+    from scaler.service.replay import ReplayOptions  # noqa: PLC0415
+
+    options = ReplayOptions(
+        bars_path=args.bars,
+        funding_path=args.funding,
+        from_ns=args.from_ns,
+        to_ns=args.to_ns,
+        baseline_leverages=tuple(args.baseline_leverage),
+        baseline_band_fraction=args.baseline_band,
+        out_dir=args.out,
+        plots=not args.no_plots,
+    )
+    return run_replay(settings, options, sys.stdout, sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +149,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from scaler.app import run_daemon  # noqa: PLC0415 - keeps client commands light
 
         return run_daemon(settings)
+    if args.command == "replay":
+        return _replay(args, settings)
     if args.command == "check":
         print(json.dumps(redacted(settings), indent=2, sort_keys=True))
         if args.connect:

@@ -163,7 +163,7 @@ class Engine:
             try:
                 async for snapshot in self._feed.stream():
                     attempt = 0
-                    self._accept(snapshot)
+                    self.accept(snapshot)
                     if self.stopping():
                         return
                 if self.stopping():
@@ -176,18 +176,21 @@ class Engine:
             await self._clock.sleep(FEED_RETRY_S[min(attempt, len(FEED_RETRY_S) - 1)])
             attempt += 1
 
-    def _accept(self, snapshot: MarketSnapshot) -> None:
+    def accept(self, snapshot: MarketSnapshot) -> bool:
+        """Validate a snapshot and keep it as its instrument's latest; ``False`` (counted) when
+        rejected. The feed reader's path; ``scaler replay`` calls it directly, then ``step``."""
         runtime = self.runtimes.get(snapshot.key)
         if runtime is None:
             self._telemetry.bad_input(snapshot.key, "market", "unknown_instrument")
-            return
+            return False
         problem = validate_market(snapshot, runtime.market, self.config.risk.max_abs_funding_rate)
         if problem is not None:
             self._telemetry.bad_input(snapshot.key, "market", problem.value)
-            return
+            return False
         runtime.market = snapshot
         runtime.dirty = True
         self._wake.set()
+        return True
 
     async def _tick(self) -> None:
         while not self.stopping():
@@ -311,6 +314,7 @@ class Engine:
         changed = previous is None or (
             previous.recommended_usd != record.recommended_usd
             or previous.trading_state != record.trading_state
+            or previous.mode != record.mode
             or previous.reasons != record.reasons
         )
         if previous is not None and previous.trading_state != record.trading_state:

@@ -63,7 +63,8 @@ class Executor:
             if not may_send():
                 return None
             self._journal.record_intent(request)
-            self._telemetry.order_event(request.key, "intended", None)
+            intent = _intended(request, self._clock.now_ns())
+            self._telemetry.order_event(request.key, "intended", intent)
             sent_ns = self._clock.now_ns()
             try:
                 update = await self._broker.place_order(request)
@@ -143,6 +144,21 @@ class Executor:
     def _record(self, update: OrderUpdate) -> None:
         self._journal.record_update(update)
         self._telemetry.order_event(update.key, update.status.value, update)
+
+
+def _intended(request: OrderRequest, ts_ns: int) -> OrderUpdate:
+    """The journaled intent as an update, so that its log event names the order."""
+    return OrderUpdate(
+        key=request.key,
+        client_order_id=request.client_order_id,
+        venue_order_id=None,
+        status=OrderStatus.INTENDED,
+        side=request.side,
+        amount_usd=request.amount_usd,
+        filled_usd=0.0,
+        average_fill_price=None,
+        ts_ns=ts_ns,
+    )
 
 
 def _rejected(request: OrderRequest, reason: str, ts_ns: int) -> OrderUpdate:
