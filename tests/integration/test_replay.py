@@ -93,15 +93,6 @@ def test_crash_replay_when_20x_baseline_then_liquidated_on_the_crash(
 
 
 @pytest.mark.playback
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DESIGN 10 target not met by the default risk settings: the 10 % daily loss limit "
-        "HALTS the 3x long at 2020-03-11 18:04 (a ~3.4 % dip), HALTED sends no orders (not even "
-        "maintenance-margin reductions) and no gap trips are counted while halted, so the "
-        "held position is liquidated at 2020-03-12 10:47"
-    ),
-)
 def test_crash_replay_when_default_policy_then_breaker_trips_and_no_liquidation(
     crash_default: tuple[ReplayOutcome, dict[str, Any]],
 ) -> None:

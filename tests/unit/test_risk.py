@@ -302,14 +302,48 @@ def test_resume_when_halted_then_next_evaluation_active() -> None:
     assert decision.allowed_target_usd == 30_000.0
 
 
-def test_evaluate_when_halted_then_marks_tracked_but_breaker_never_trips() -> None:
-    """A 10 % jump while halted moves last_mark without a trip, so resume meets no stale gap."""
+def test_evaluate_when_halted_then_gap_trip_recorded_and_state_stays_halted() -> None:
+    """A 10 % jump while halted is recorded as a trip (the market's record stays complete)."""
     halted = halt(_warm())
     decision = _run(_inputs(at=NOW + _s(1), market=_market(NOW + _s(1), 55_000.0)), halted)
     assert decision.trading_state is HALTED
     assert decision.state.last_mark_price == 55_000.0
-    assert decision.state.breaker_until_ns is None
-    assert decision.state.breaker_trips == 0
+    assert decision.state.breaker_trips == 1
+    assert Reason.GAP_BREAKER in decision.reasons
+    assert decision.allowed_target_usd == decision.current_position_usd
+
+
+def test_evaluate_when_halted_and_margin_pressure_then_safety_reduction_only() -> None:
+    """Halted with equity/MM below the buffer: the position shrinks reduce-only, never grows.
+
+    Hand derivation: 100,000 USD long at mark 50,000 is 2 BTC of value; the venue reports
+    MM 0.04 BTC and equity is 0.06 BTC, so the ratio is 1.5 against a buffer of 2.0 and the
+    target is scaled by 1.5 / 2.0 = 0.75 -> 75,000 USD. (The liquidation floor would cut
+    further; it is switched off here to isolate the margin rule.)
+    """
+    limits = dataclasses.replace(LIMITS, min_liquidation_distance=0.0, max_leverage=100.0)
+    halted = halt(_warm())
+    account = _account(NOW + _s(1), equity=0.06, position_usd=100_000.0, mm_coin=0.04)
+    inputs = _inputs(
+        150_000.0, 100_000.0, at=NOW + _s(1), market=_market(NOW + _s(1)), account=account
+    )
+    decision = _run(inputs, halted, limits)
+    assert decision.trading_state is HALTED
+    assert decision.reduce_only
+    assert decision.may_send_orders
+    assert decision.allowed_target_usd == pytest.approx(75_000.0)
+    assert Reason.MAINTENANCE_MARGIN in decision.reasons
+
+
+def test_evaluate_when_halted_and_inputs_stale_then_nothing_is_sent() -> None:
+    """Halted with a stale mark: no safety reduction is derived from untrusted data."""
+    halted = halt(_warm())
+    account = _account(NOW + _s(10), equity=0.06, position_usd=100_000.0, mm_coin=0.04)
+    inputs = _inputs(100_000.0, 100_000.0, at=NOW + _s(10), market=_market(NOW), account=account)
+    decision = _run(inputs, halted)
+    assert decision.trading_state is HALTED
+    assert decision.allowed_target_usd == decision.current_position_usd
+    assert not decision.may_send_orders
 
 
 # --- rule 2: daily loss ------------------------------------------------------------------------

@@ -224,7 +224,10 @@ def test_evaluate_when_trading_then_allowed_within_every_cap(case: Case) -> None
     decision = _check(case)
     allowed, limits = abs(decision.allowed_target_usd), case.limits
     if decision.trading_state in HOLDING:
-        assert _same(decision.allowed_target_usd, decision.current_position_usd)
+        if decision.trading_state is TradingState.HALTED and decision.reduce_only:
+            _assert_safety_reduction(decision)
+        else:
+            assert _same(decision.allowed_target_usd, decision.current_position_usd)
         return
     market, account = case.inputs.market, case.inputs.account
     assert market is not None
@@ -254,8 +257,19 @@ def test_evaluate_when_not_active_then_never_increases_exposure(case: Case) -> N
         current, allowed = decision.current_position_usd, decision.allowed_target_usd
         assert abs(allowed) <= abs(current)
         assert allowed == 0.0 or (allowed > 0) == (current > 0)
+    elif decision.trading_state is TradingState.HALTED and decision.may_send_orders:
+        _assert_safety_reduction(decision)
     else:
         assert not decision.may_send_orders
+
+
+def _assert_safety_reduction(decision: RiskDecision) -> None:
+    """HALTED may only shrink the position, reduce-only, when a safety rule demands it."""
+    current, allowed = decision.current_position_usd, decision.allowed_target_usd
+    assert decision.reduce_only
+    assert abs(allowed) < abs(current)
+    assert allowed == 0.0 or (allowed > 0) == (current > 0)
+    assert {Reason.MAINTENANCE_MARGIN, Reason.LIQUIDATION_DISTANCE} & set(decision.reasons)
 
 
 @settings(max_examples=400)

@@ -19,6 +19,10 @@ Rules, in order (the ``Rule`` family in brackets):
    UTC day (``day_index = now_ns // 86_400 s``) or the first after :func:`resume`; equity below
    ``baseline x (1 − daily_loss_limit_fraction)`` halts with ``daily_loss_limit``. No check while
    the baseline is not positive (nothing left to protect; the leverage cap already gives 0).
+   ``HALTED`` adds no exposure and sends nothing except safety reductions: with valid inputs
+   the maintenance-margin and liquidation-distance rules (5 and 7) still run on the current
+   position, and a reduction they demand is allowed reduce-only (a halted position is never
+   left to be liquidated).
 3. **Stale feeds** [stale_feed]. Ages against ``now_ns``: mark ``now − ts_recv_ns`` (when *we*
    received it), funding ``now − ts_funding_ns``, account ``now − ts_ns``; strictly older than
    the limit -> ``FROZEN`` (``stale_mark`` / ``stale_funding`` / ``stale_account``, one action
@@ -35,10 +39,10 @@ Rules, in order (the ``Rule`` family in brackets):
    ``FROZEN`` ``breaker_cooldown``; afterwards still ``FROZEN`` until an account snapshot with
    ``ts_ns >= breaker_until`` arrives (margins recomputed), then the breaker clears. The gap
    check and mark tracking run on every evaluation with a valid market snapshot, even when the
-   account is missing; while halted only the tracking runs (no trips). There is no age limit on
+   account is missing; trips are recorded while halted too. There is no age limit on
    ``last_mark``: a jump across a feed outage or a restart is a gap. Windows tumble: a slow
    drift split across two windows is caught only by the per-tick check.
-   Rules 3 and 4 both run; either freezes. ``FROZEN`` and ``HALTED``: ``allowed == current``.
+   Rules 3 and 4 both run; either freezes. ``FROZEN``: ``allowed == current``.
 5. **Maintenance margin** [maintenance_margin]. ``ratio = equity / MM(current)`` (the venue's
    figure when reported, else the schedule's at the mark); below ``mm_buffer`` the target is at
    most ``current x ratio / mm_buffer`` on the current side (or flat) -> ``REDUCING``.
@@ -61,9 +65,10 @@ Finally a target that is not exactly ``current`` is rounded toward zero to whole
 a cap; not reported as an action). In ``REDUCING`` ``|allowed| <= |current|`` on the same side.
 In ``FROZEN`` / ``HALTED`` the held current size may itself be above a cap: no order is sent,
 and the caps apply again at the next trading decision.
-``reduce_only`` is true exactly in ``REDUCING``. A ``ValueError`` or ``ArithmeticError`` from
-numbers no check anticipated (overflow at the edges of the float range) becomes ``FROZEN``
-``invalid_input`` (``HALTED`` if halted): the layer never raises on data.
+``reduce_only`` is true in ``REDUCING`` and for a safety reduction in ``HALTED``. A
+``ValueError`` or ``ArithmeticError`` from numbers no check anticipated (overflow at the edges
+of the float range) becomes ``FROZEN`` ``invalid_input`` (``HALTED`` if halted): the layer
+never raises on data.
 """
 
 from __future__ import annotations
@@ -281,7 +286,10 @@ class RiskDecision:
 
     @property
     def may_send_orders(self) -> bool:
-        """``ACTIVE`` or ``REDUCING``; the mode (auto / recommend) is decided elsewhere."""
+        """``ACTIVE`` or ``REDUCING``, or ``HALTED`` with a safety reduction (reduce-only);
+        the mode (auto / recommend) is decided elsewhere."""
+        if self.trading_state is _HALTED:
+            return self.reduce_only
         return self.trading_state is _ACTIVE or self.trading_state is _REDUCING
 
     @property
@@ -354,12 +362,12 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     problems = _input_actions(inputs, market_problem, limits)
     if state.halted:
         halted_action = _halt_action(state, inputs)
-        return _hold(inputs, state, _HALTED, (*problems, halted_action))
+        return _halted(inputs, state, (*problems, *trips, halted_action), bool(problems), limits)
     if problems or market is None or account is None:
         return _hold(inputs, state, _FROZEN, (*problems, *trips))
     state, loss = _daily_loss(state, account.equity_coin, inputs, limits)
     if loss is not None:
-        return _hold(inputs, state, _HALTED, (loss, *trips))
+        return _halted(inputs, state, (loss, *trips), False, limits)
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     cooldown = None
     if not trips:
@@ -368,6 +376,45 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
         holds = (*stale, *trips) if cooldown is None else (*stale, cooldown)
         return _hold(inputs, state, _FROZEN, holds)
     return _limit(inputs, market, account, state, stale, limits)
+
+
+def _halted(
+    inputs: RiskInputs,
+    state: RiskState,
+    actions: tuple[RuleAction, ...],
+    bad_input: bool,
+    limits: RiskLimits,
+) -> RiskDecision:
+    """HALTED: no order that adds or holds exposure, but the safety rules still shrink it.
+
+    A halt that froze a position in place would let it be liquidated (the 12 March 2020
+    replay showed exactly that), so with trustworthy inputs the maintenance-margin and
+    liquidation-distance rules are applied to the current position and any reduction they
+    demand is allowed, reduce-only. With bad or missing inputs nothing is sent.
+    """
+    market, account = inputs.market, inputs.account
+    current = inputs.current_position_usd
+    if bad_input or market is None or account is None or current == 0.0:
+        return _hold(inputs, state, _HALTED, actions)
+    stale, frozen = _stale_actions(state, market, account, inputs, limits)
+    if frozen:
+        return _hold(inputs, state, _HALTED, (*actions, *stale))
+    mark, equity = market.mark_price, account.equity_coin
+    target, mm = maintenance_margin_rule(
+        current, current, mark, equity, account.maintenance_margin_coin, inputs.schedule, limits
+    )
+    target, floor = liquidation_floor_rule(
+        target, mark, equity, inputs.schedule, inputs.lot_size_usd, limits
+    )
+    allowed = round_toward_zero(target, inputs.lot_size_usd)
+    if (mm is None and floor is None) or not reduces_same_side(allowed, current):
+        return _hold(inputs, state, _HALTED, actions)
+    if state.trading_state is not _HALTED:
+        state = replace(state, trading_state=_HALTED)
+    safety = tuple(a for a in (mm, floor) if a is not None)
+    return RiskDecision(
+        inputs.proposed_target_usd, allowed, current, _HALTED, (*actions, *safety), state, True
+    )
 
 
 def _hold_action(rule: Rule, reason: Reason, detail: str, inputs: RiskInputs) -> RuleAction:
@@ -475,7 +522,8 @@ def _stale_actions(
 def _track_marks(
     state: RiskState, market: MarketSnapshot, inputs: RiskInputs, limits: RiskLimits
 ) -> tuple[RiskState, tuple[RuleAction, ...]]:
-    """Update last mark and window anchor on a new mark; trip the breaker unless halted."""
+    """Update last mark and window anchor on a new mark; trip the breaker (also when halted,
+    so the record of the market's gaps stays complete)."""
     mark, ts_ns = market.mark_price, market.ts_recv_ns
     last, anchor = state.last_mark_price, state.gap_anchor_price
     if state.ts_last_mark_ns is not None and ts_ns <= state.ts_last_mark_ns:
@@ -488,8 +536,6 @@ def _track_marks(
     if not window_open:
         anchor = mark
     state = _with_marks(state, mark, ts_ns, anchor, ts_ns if not window_open else None)
-    if state.halted:
-        return state, _NO_ACTIONS
     trips = _gap_trips(mark, last, anchor, market.index_price, inputs, limits)
     if not trips:
         return state, _NO_ACTIONS

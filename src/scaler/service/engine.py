@@ -15,6 +15,7 @@ counted and the loop goes on; an :class:`~scaler.errors.InvariantViolation` stop
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -22,6 +23,7 @@ from scaler.domain import funding as funding_model
 from scaler.domain import risk as risk_model
 from scaler.domain import sizing as sizing_model
 from scaler.domain.inverse import MarginSchedule
+from scaler.domain.orders import OrderRequest
 from scaler.domain.planning import PlanningConfig, plan_orders
 from scaler.domain.types import (
     NS_PER_S,
@@ -368,12 +370,16 @@ class Engine:
             self._next_seq = plan.next_seq
             self._journal.save_state("order_sequence", {"next": self._next_seq})
         for request in plan.orders:
-            if await self.executor.send(request, lambda: self._may_trade(runtime)) is None:
+            allowed = functools.partial(self._may_trade, runtime, request)
+            if await self.executor.send(request, allowed) is None:
                 break
 
-    def _may_trade(self, runtime: InstrumentRuntime) -> bool:
-        """Re-checked after every wait: an operator's halt or mode switch wins at once."""
-        return self.mode is Mode.AUTO and not self._stopping and not runtime.risk.halted
+    def _may_trade(self, runtime: InstrumentRuntime, request: OrderRequest) -> bool:
+        """Re-checked after every wait: an operator's halt or mode switch wins at once; while
+        halted only reduce-only orders (the risk layer's safety reductions) may leave."""
+        if self.mode is not Mode.AUTO or self._stopping:
+            return False
+        return not runtime.risk.halted or request.reduce_only
 
     async def _record_fills(self, runtime: InstrumentRuntime) -> None:
         """Journal new fills of our orders (recording a fill twice is a no-op)."""
