@@ -313,6 +313,18 @@ def test_evaluate_when_halted_then_gap_trip_recorded_and_state_stays_halted() ->
     assert decision.allowed_target_usd == decision.current_position_usd
 
 
+def test_evaluate_when_halted_and_gaps_repeat_then_each_trip_after_cooldown_counts() -> None:
+    """Two gaps 10 s apart while halted (cooldown 2 s, fresh account): two trips recorded."""
+    state = halt(_warm())
+    for i, mark in enumerate((55_000.0, 60_000.0), start=1):
+        at = NOW + _s(10 * i)
+        inputs = _inputs(0.0, at=at, market=_market(at, mark), account=_account(at))
+        decision = _run(inputs, state)
+        assert decision.trading_state is HALTED
+        state = decision.state
+    assert state.breaker_trips == 2
+
+
 def test_evaluate_when_halted_and_margin_pressure_then_safety_reduction_only() -> None:
     """Halted with equity/MM below the buffer: the position shrinks reduce-only, never grows.
 

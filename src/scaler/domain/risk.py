@@ -356,6 +356,8 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     if state.override_until_ns is not None and now_ns >= state.override_until_ns:
         state = replace(state, override_until_ns=None)
     market_problem = check_market(market, now_ns, limits)
+    if state.halted and account is not None and state.breaker_until_ns is not None:
+        state, _ = _breaker_status(state, account, inputs)  # an expired trip ends while halted
     trips = _NO_ACTIONS
     if market_problem is None and market is not None:
         state, trips = _track_marks(state, market, inputs, limits)
