@@ -135,9 +135,11 @@ class Prometheus:
             with urllib.request.urlopen(url, timeout=5) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            body = json.loads(exc.read() or b"{}")
+            raw = exc.read()
             exc.close()
-            raise AssertionError(f"{path} {params}: {exc.code} {body}") from None
+            if exc.code == 503:
+                return None  # "Service Unavailable" while the server is still starting
+            raise AssertionError(f"{path} {params}: {exc.code} {raw[:500]!r}") from None
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             return None
         assert body["status"] == "success", body
