@@ -457,6 +457,10 @@ def within_limits(
     if size > leverage_cap_usd(mark_price, equity_coin, limits):
         return False
     floor = limits.min_liquidation_distance
+    if floor <= 0.0 or surely_far_from_liquidation(
+        size_usd, mark_price, equity_coin, schedule, floor
+    ):
+        return True  # the cheap sufficient test first; the exact solve only near the floor
     return target_liquidation_distance(size_usd, mark_price, equity_coin, schedule) >= floor
 
 
