@@ -146,27 +146,15 @@ class Executor:
         self._telemetry.order_event(update.key, update.status.value, update)
 
 
-def _intended(request: OrderRequest, ts_ns: int) -> OrderUpdate:
-    """The journaled intent as an update, so that its log event names the order."""
+def _unfilled(
+    request: OrderRequest, status: OrderStatus, ts_ns: int, reason: str = ""
+) -> OrderUpdate:
+    """An update for an order nothing has filled yet, built from its request."""
     return OrderUpdate(
         key=request.key,
         client_order_id=request.client_order_id,
         venue_order_id=None,
-        status=OrderStatus.INTENDED,
-        side=request.side,
-        amount_usd=request.amount_usd,
-        filled_usd=0.0,
-        average_fill_price=None,
-        ts_ns=ts_ns,
-    )
-
-
-def _rejected(request: OrderRequest, reason: str, ts_ns: int) -> OrderUpdate:
-    return OrderUpdate(
-        key=request.key,
-        client_order_id=request.client_order_id,
-        venue_order_id=None,
-        status=OrderStatus.REJECTED,
+        status=status,
         side=request.side,
         amount_usd=request.amount_usd,
         filled_usd=0.0,
@@ -174,3 +162,12 @@ def _rejected(request: OrderRequest, reason: str, ts_ns: int) -> OrderUpdate:
         ts_ns=ts_ns,
         reason=reason,
     )
+
+
+def _intended(request: OrderRequest, ts_ns: int) -> OrderUpdate:
+    """The journaled intent as an update, so that its log event names the order."""
+    return _unfilled(request, OrderStatus.INTENDED, ts_ns)
+
+
+def _rejected(request: OrderRequest, reason: str, ts_ns: int) -> OrderUpdate:
+    return _unfilled(request, OrderStatus.REJECTED, ts_ns, reason)
