@@ -84,7 +84,7 @@ class InstrumentRuntime:
     ts_flushed_ns: int = 0
     ts_fills_ns: int = 0
     ts_decided_recv_ns: int | None = None
-    persisted_risk: dict[str, object] = field(default_factory=dict)
+    persisted_risk: tuple[object, ...] = ()
 
 
 class Engine:
@@ -493,9 +493,18 @@ class Engine:
         }
 
 
-def _durable_risk(state: risk_model.RiskState) -> dict[str, object]:
-    data = state.to_dict()
-    return {k: v for k, v in data.items() if "mark" not in k and "anchor" not in k}
+def _durable_risk(state: risk_model.RiskState) -> tuple[object, ...]:
+    """The parts of the risk state worth a write when they change (not the per-tick marks)."""
+    return (
+        state.halted,
+        state.halt_reason,
+        state.breaker_until_ns,
+        state.breaker_trips,
+        state.override_until_ns,
+        state.day_index,
+        state.day_start_equity_coin,
+        state.trading_state,
+    )
 
 
 def _load_mode(journal: Journal, default: Mode) -> Mode:
