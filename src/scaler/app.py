@@ -374,3 +374,14 @@ def plot_guides(settings: Settings) -> PlotGuides:
         mm_buffer=settings.risk.mm_buffer,
         min_liquidation_distance=settings.risk.min_liquidation_distance,
     )
+
+
+# --- scaler exchange-sim ---------------------------------------------------------------------
+
+
+def run_exchange_sim(settings: Settings) -> int:
+    """``scaler exchange-sim``: serve the paper exchange in the Deribit v2 dialect until signalled."""
+    raise ConfigError("exchange-sim", "not available in this build")
+
+
+# --- end of scaler exchange-sim --------------------------------------------------------------

@@ -10,6 +10,8 @@
     scaler mode auto|recommend               send orders, or only recommend
     scaler halt | scaler resume              the operator's kill switch
     scaler override [--duration-s N]         proceed on the last known funding rate for N s
+    scaler exchange-sim                      serve the paper exchange in the Deribit v2 dialect
+                                             on 127.0.0.1 (a local testnet for the ccxt path)
 
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage (one line naming the
 field), 130 forced exit on a second signal.
@@ -50,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("resume", help="resume after a halt")
     override = sub.add_parser("override", help="proceed on the last known funding rate")
     override.add_argument("--duration-s", type=float, default=600.0)
+    sub.add_parser("exchange-sim", help="serve a local Deribit-dialect exchange")
     return parser
 
 
@@ -151,6 +154,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_daemon(settings)
     if args.command == "replay":
         return _replay(args, settings)
+    if args.command == "exchange-sim":
+        from scaler.app import run_exchange_sim  # noqa: PLC0415
+
+        return run_exchange_sim(settings)
     if args.command == "check":
         print(json.dumps(redacted(settings), indent=2, sort_keys=True))
         if args.connect:

@@ -185,6 +185,81 @@ class PaperSettings(Section):
         return self
 
 
+class ExchangeSettings(Section):
+    """How the daemon reaches a ccxt venue (every field is ignored when ``venue = 'paper'``)."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    password: SecretStr | None = None
+    """The API passphrase, for venues that have one (OKX)."""
+    testnet: bool = True
+    """Trade on the venue's testnet (Binance COIN-M: demo trading). ``false`` means mainnet."""
+    allow_mainnet: bool = False
+    """Must be ``true`` for ``testnet = false``: mainnet is never reached by accident."""
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """Base REST URL replacing the venue's (e.g. ``scaler exchange-sim`` on 127.0.0.1)."""
+    ws_url: str | None = Field(default=None, pattern=r"^wss?://[^\s]+$")
+    """Websocket URL replacing the venue's; derived from ``url`` for deribit when unset."""
+    markets_path: Path | None = None
+    """A JSON snapshot of the venue's markets, loaded instead of calling the venue."""
+    websocket: bool = True
+    """Stream tickers and books through ccxt.pro; ``false`` polls REST only."""
+    poll_interval_s: PositiveFloat = 1.0
+    """REST polling period when the stream is off or has gone silent."""
+    stream_silence_s: PositiveFloat = 3.0
+    """A stream with no message for this long falls back to REST polling until it recovers."""
+    account_interval_s: PositiveFloat = 2.0
+    """How often balance and position are read from the venue."""
+    timeout_s: PositiveFloat = 10.0
+    """Per-request timeout of the ccxt client."""
+    read_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    """Retries of a read (ticker, balance, orders) on a transient error, with backoff."""
+    retry_backoff_s: PositiveFloat = 0.25
+    """First retry delay; doubled on every further attempt."""
+
+    @model_validator(mode="after")
+    def _mainnet_opt_in(self) -> Self:
+        if not self.testnet and not self.allow_mainnet and self.url is None:
+            raise ValueError("testnet = false trades real money: set allow_mainnet = true")
+        if (self.api_key is None) != (self.api_secret is None):
+            raise ValueError("api_key and api_secret are set together or not at all")
+        return self
+
+
+class SimFaultSettings(Section):
+    """Faults ``scaler exchange-sim`` injects; all can also be changed at runtime."""
+
+    latency_ms: NonNegFloat = 0.0
+    """Added to every REST response."""
+    error_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    """Fraction of REST requests that fail, split evenly between 429, 5xx and timeouts."""
+    timeout_s: PositiveFloat = 15.0
+    """How long a request chosen to time out is held before its connection is dropped."""
+    reject_order_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    """Fraction of new orders refused with a venue error."""
+    drop_ws_after_s: PositiveFloat | None = None
+    """Close every websocket this long after it opened."""
+    stall_feed: bool = False
+    """Stop the market: no ticks pushed, REST tickers frozen."""
+
+
+class SimSettings(Section):
+    """``scaler exchange-sim``: the paper exchange served in the Deribit v2 dialect."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8900
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    """The one accepted key pair; when unset, one is generated into ``state_dir``."""
+    faults: SimFaultSettings = SimFaultSettings()
+
+    @model_validator(mode="after")
+    def _pair(self) -> Self:
+        if (self.api_key is None) != (self.api_secret is None):
+            raise ValueError("api_key and api_secret are set together or not at all")
+        return self
+
+
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
@@ -227,6 +302,8 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
     paper: PaperSettings = PaperSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
+    sim: SimSettings = SimSettings()
     api: ApiSettings = ApiSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()
@@ -304,6 +381,18 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data with every secret replaced by ``'**********'``."""
     data: dict[str, Any] = json.loads(settings.model_dump_json())
-    token = settings.api.token
-    data["api"]["token"] = "**********" if token is not None else None
+    for section, name in SECRET_FIELDS:
+        value = getattr(getattr(settings, section), name)
+        data[section][name] = "**********" if value is not None else None
     return data
+
+
+SECRET_FIELDS = (
+    ("api", "token"),
+    ("exchange", "api_key"),
+    ("exchange", "api_secret"),
+    ("exchange", "password"),
+    ("sim", "api_key"),
+    ("sim", "api_secret"),
+)
+"""Every secret setting, as (section, field); all are ``SecretStr`` and redacted everywhere."""
