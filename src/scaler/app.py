@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import structlog
 from prometheus_client import disable_created_metrics
+from pydantic import SecretStr
 
+from scaler.adapters.ccxt_venue import CcxtVenue, ClientOptions, FeedOptions
 from scaler.adapters.journal import SqliteJournal
 from scaler.adapters.memory_journal import MemoryJournal
 from scaler.adapters.paper.exchange import PaperExchange
@@ -30,11 +34,11 @@ from scaler.domain.planning import ExecutionStyle, PlanningConfig
 from scaler.domain.risk import RiskLimits
 from scaler.domain.sizing import SizingConfig
 from scaler.domain.types import InstrumentKey, MarketSnapshot, Mode
-from scaler.errors import BadInputError, ConfigError
+from scaler.errors import BadInputError, ConfigError, VenueError
 from scaler.observability.logging import configure_logging, register_secret
 from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
-from scaler.ports import Clock, Journal
+from scaler.ports import Broker, Clock, Journal, MarketFeed
 from scaler.service.engine import Engine, EngineConfig, InstrumentSpec
 from scaler.service.replay import (
     ConstantLeveragePolicy,
@@ -165,9 +169,9 @@ def _market_source(
 
 
 def build_service(settings: Settings) -> Service:
-    """Wire the daemon for ``scaler run``."""
+    """Wire the daemon for ``scaler run`` on the paper exchange."""
     if settings.venue is not Venue.PAPER:
-        raise ConfigError("venue", f"{settings.venue.value} is not available in this build")
+        raise ConfigError("venue", f"{settings.venue.value} is reached with build_venue_service")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     clock = WallClock()
     journal = SqliteJournal(settings.journal_path, clock=clock)
@@ -191,26 +195,129 @@ def build_service(settings: Settings) -> Service:
         settings.instrument.tick_size,
         margin_schedule(settings),
     )
-    config = engine_config(settings)
-    metrics.register_instrument(key, spec.lot_size_usd, config.risk)
-    engine = Engine(
-        [spec],
-        config,
-        clock,
-        venue,
-        venue,
-        journal,
-        observer,
-        mode=Mode(settings.mode.value),
-    )
-    metrics.set_mode(engine.mode)  # the persisted mode, before the first decision
-    token = control_token(settings)
-    register_secret(token)
 
     async def close() -> None:
         venue.save()
         journal.close()
 
+    return _service(settings, spec, clock, venue, venue, journal, metrics, observer, [close])
+
+
+async def build_venue_service(settings: Settings) -> Service:
+    """Wire the daemon for ``scaler run`` on a ccxt venue: connect, load markets, read the
+    instrument's lot, tick and maintenance schedule from the venue."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    clock = WallClock()
+    metrics = Metrics()
+    observer = Observer(metrics)
+    venue = await _open_ccxt_venue(settings, clock, observer)
+    try:
+        key = InstrumentKey(settings.venue.value, settings.instrument.symbol)
+        broker = venue.broker
+        spec = InstrumentSpec(
+            key,
+            await broker.lot_size_usd(key),
+            broker.tick_size(key),
+            await broker.margin_schedule(key),
+        )
+        venue.save_markets(markets_cache_path(settings))
+    except BaseException:
+        await venue.close()
+        raise
+    exchange = settings.exchange
+    feed = venue.feed(
+        key,
+        FeedOptions(
+            websocket=exchange.websocket,
+            poll_interval_s=exchange.poll_interval_s,
+            stream_silence_s=exchange.stream_silence_s,
+        ),
+        on_bad_input=lambda k, reason: observer.bad_input(k, "market", reason),
+        on_error=observer.error,
+    )
+    journal = SqliteJournal(settings.journal_path, clock=clock)
+
+    async def close() -> None:
+        await venue.close()
+        journal.close()
+
+    return _service(settings, spec, clock, broker, feed, journal, metrics, observer, [close])
+
+
+def markets_cache_path(settings: Settings) -> Path:
+    """Where the last markets loaded from the venue are kept (usable as ``markets_path``)."""
+    return settings.state_dir / f"markets-{settings.venue.value}.json"
+
+
+async def _open_ccxt_venue(settings: Settings, clock: Clock, observer: Observer) -> CcxtVenue:
+    from scaler.adapters.ccxt_venue import Caller, open_venue, profile_for  # noqa: PLC0415
+
+    profile = profile_for(settings.venue.value)
+    exchange = settings.exchange
+    if profile.client_id_alphanumeric and not settings.execution.client_id_prefix.isalnum():
+        raise ConfigError(
+            "execution.client_id_prefix",
+            f"{profile.venue} client ids allow letters and digits only",
+        )
+    secrets_ = (exchange.api_key, exchange.api_secret, exchange.password)
+    for secret in secrets_:
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    options = ClientOptions(
+        api_key=_plain(exchange.api_key),
+        api_secret=_plain(exchange.api_secret),
+        password=_plain(exchange.password),
+        testnet=exchange.testnet,
+        url=exchange.url,
+        ws_url=exchange.ws_url,
+        markets_path=exchange.markets_path,
+        timeout_s=exchange.timeout_s,
+    )
+    caller = Caller(clock, exchange.read_retries, exchange.retry_backoff_s, observer.error)
+    try:
+        return await open_venue(
+            profile,
+            options,
+            clock,
+            caller,
+            account_interval_s=exchange.account_interval_s,
+            fallback_schedule=profile.margin_fallback or margin_schedule(settings),
+            on_bad_input=observer.bad_input,
+        )
+    except VenueError as exc:
+        raise VenueStartError(f"{profile.venue}: cannot load markets: {exc}") from exc
+
+
+class VenueStartError(RuntimeError):
+    """The venue could not be reached at start; the process exits 1 (the supervisor retries)."""
+
+
+def _plain(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def _service(
+    settings: Settings,
+    spec: InstrumentSpec,
+    clock: Clock,
+    broker: Broker,
+    feed: MarketFeed,
+    journal: Journal,
+    metrics: Metrics,
+    observer: Observer,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> Service:
+    """The engine and its servers around one broker and feed."""
+    config = engine_config(settings)
+    if settings.venue is not Venue.PAPER:
+        config = venue_lots(config, spec)
+    metrics.register_instrument(spec.key, spec.lot_size_usd, config.risk)
+    engine = Engine(
+        [spec], config, clock, broker, feed, journal, observer, mode=Mode(settings.mode.value)
+    )
+    metrics.set_mode(engine.mode)  # the persisted mode, before the first decision
+    token = control_token(settings)
+    register_secret(token)
     return Service(
         engine=engine,
         token=token,
@@ -221,7 +328,16 @@ def build_service(settings: Settings) -> Service:
         registry=metrics.registry,
         override_max_s=settings.risk.override_max_s,
         shutdown_deadline_s=settings.execution.shutdown_deadline_s,
-        closers=[close],
+        closers=closers,
+    )
+
+
+def venue_lots(config: EngineConfig, spec: InstrumentSpec) -> EngineConfig:
+    """The venue's lot and tick replace the configured ones: orders must fit the venue."""
+    return replace(
+        config,
+        sizing=replace(config.sizing, lot_size_usd=spec.lot_size_usd),
+        planning=replace(config.planning, lot_size_usd=spec.lot_size_usd, tick_size=spec.tick_size),
     )
 
 
@@ -232,19 +348,60 @@ def run_daemon(settings: Settings) -> int:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     if settings.api.token is not None:
         register_secret(settings.api.token.get_secret_value())
-    service = build_service(settings)
-    return asyncio.run(serve(service))
+    if settings.venue is Venue.PAPER:
+        return asyncio.run(serve(build_service(settings)))
+    try:
+        return asyncio.run(_serve_venue(settings))
+    except VenueStartError as exc:
+        structlog.get_logger("scaler.app").error("venue_unreachable", error=str(exc))
+        return 1
+
+
+async def _serve_venue(settings: Settings) -> int:
+    return await serve(await build_venue_service(settings))
 
 
 async def check_connection(settings: Settings) -> int:
     """``scaler check --connect``: reach the venue and print what it reports."""
-    if settings.venue is not Venue.PAPER:
-        raise ConfigError("venue", f"{settings.venue.value} is not available in this build")
-    journal_path: Path = settings.journal_path
-    exists = await asyncio.to_thread(journal_path.exists)
-    state = "restored" if exists else "new"
-    print(f"venue paper: in-process exchange ({state} state at {journal_path})")  # noqa: T201
-    return 0
+    if settings.venue is Venue.PAPER:
+        journal_path: Path = settings.journal_path
+        exists = await asyncio.to_thread(journal_path.exists)
+        state = "restored" if exists else "new"
+        print(f"venue paper: in-process exchange ({state} state at {journal_path})")  # noqa: T201
+        return 0
+    clock = WallClock()
+    observer = Observer(Metrics())
+    try:
+        venue = await _open_ccxt_venue(settings, clock, observer)
+    except VenueStartError as exc:
+        print(f"venue {settings.venue.value}: {exc}")  # noqa: T201
+        return 1
+    key = InstrumentKey(settings.venue.value, settings.instrument.symbol)
+    where = settings.exchange.url or ("testnet" if settings.exchange.testnet else "MAINNET")
+    lines: list[str] = []
+    code = 0
+    try:
+        broker = venue.broker
+        lot, tick = await broker.lot_size_usd(key), broker.tick_size(key)
+        lines.append(f"venue {venue.profile.venue} ({where}): {key.symbol} lot {lot:g} USD")
+        lines.append(f"tick {tick:g}, maintenance {await broker.margin_schedule(key)}")
+        if settings.exchange.api_key is not None:
+            account = await broker.account(key)
+            orders = await broker.open_orders(key)
+            lines.append(
+                f"account: wallet {account.wallet_balance_coin:.8f}, position "
+                f"{account.position_usd:+,.0f} USD, {len(orders)} open orders"
+            )
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        venue.save_markets(markets_cache_path(settings))
+        lines.append(f"markets saved to {markets_cache_path(settings)}")
+    except VenueError as exc:
+        lines.append(f"venue {venue.profile.venue}: {exc}")
+        code = 1
+    finally:
+        await venue.close()
+    print("\n".join(lines))  # noqa: T201
+    return code
 
 
 # --- scaler replay ---------------------------------------------------------------------------
