@@ -264,7 +264,7 @@ async def test_a_venue_without_a_testnet_is_refused_not_crashed(
         return described
 
     monkeypatch.setattr(ccxtpro.okx, "describe", no_test)
-    with pytest.raises(ConfigError, match="exchange.testnet"):
+    with pytest.raises(ConfigError, match=r"exchange\.testnet"):
         build_client(profile_for("okx"), ClientOptions())
 
 
