@@ -279,3 +279,36 @@ def test_settings_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
         settings.risk.max_leverage = 99.0  # type: ignore[misc]
     assert settings.risk.max_leverage == 10.0
     assert isinstance(settings, Settings)
+
+
+def test_mainnet_needs_an_explicit_opt_in() -> None:
+    error = _config_error(SCALER_VENUE="bybit", SCALER_EXCHANGE__TESTNET="false")
+    assert error.field == "exchange"
+    assert "allow_mainnet" in error.problem
+
+
+def test_mainnet_with_the_opt_in_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCALER_EXCHANGE__TESTNET", "false")
+    monkeypatch.setenv("SCALER_EXCHANGE__ALLOW_MAINNET", "true")
+    assert load_settings().exchange.testnet is False
+
+
+def test_an_api_key_without_its_secret_is_refused() -> None:
+    error = _config_error(SCALER_EXCHANGE__API_KEY="key-only")
+    assert error.field == "exchange"
+
+
+def test_every_venue_and_sim_secret_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "SCALER_EXCHANGE__API_KEY": "venue-key-5f1e",
+        "SCALER_EXCHANGE__API_SECRET": "venue-secret-77aa",
+        "SCALER_EXCHANGE__PASSWORD": "venue-pass-0b0b",
+        "SCALER_SIM__API_KEY": "sim-key-1234",
+        "SCALER_SIM__API_SECRET": "sim-secret-9876",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    text = json.dumps(redacted(load_settings()))
+    for value in values.values():
+        assert value not in text
+    assert text.count("**********") == len(values)
