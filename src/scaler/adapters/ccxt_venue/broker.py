@@ -31,12 +31,18 @@ from scaler.domain.orders import (
     OrderUpdate,
 )
 from scaler.domain.types import NS_PER_S, AccountSnapshot, InstrumentKey
-from scaler.errors import BadInputError, OutcomeUnknownError, RejectedError, TransientError
+from scaler.errors import (
+    BadInputError,
+    OutcomeUnknownError,
+    RejectedError,
+    TransientError,
+    VenueError,
+)
 from scaler.ports import Clock
 
 NS_PER_MS = 1_000_000
 LOT_TOLERANCE = 1e-9
-CLOSED_ORDERS_SCAN = 100
+KNOWN_ORDERS = 10_000
 
 _STATUS = {
     "open": OrderStatus.OPEN,
@@ -85,6 +91,8 @@ class CcxtBroker:
         """Our client order id -> the venue's order id, for cancels."""
         self._client_ids: dict[str, str] = {}
         """The venue's order id -> our client order id, for fills."""
+        self._known: dict[str, OrderUpdate] = {}
+        """The last state seen of each of our orders (bounded), for terse venue answers."""
 
     # ---- setup and instrument facts
 
@@ -169,11 +177,37 @@ class CcxtBroker:
             price,
             params,
         )
+        if order.get("status") is None:  # Bybit answers a create with ids only
+            return await self._acknowledged(request, order)
         try:
             return self._update(key, order, request)
         except BadInputError as exc:  # it was accepted, but its answer is unreadable
             self._on_bad_input(key, "order", exc.reason)
             raise OutcomeUnknownError(f"create_order: unreadable answer: {exc}") from exc
+
+    async def _acknowledged(self, request: OrderRequest, order: dict[str, Any]) -> OrderUpdate:
+        """The state of an order whose creation was acknowledged without one: looked up, or
+        reported open until the next account refresh shows what happened to it."""
+        if order.get("id") is not None:
+            self._venue_ids[request.client_order_id] = str(order["id"])
+            self._client_ids[str(order["id"])] = request.client_order_id
+        try:
+            found = await self.fetch_order(request.key, request.client_order_id)
+        except VenueError:
+            found = None
+        if found is not None:
+            return found
+        return OrderUpdate(
+            key=request.key,
+            client_order_id=request.client_order_id,
+            venue_order_id=str(order["id"]) if order.get("id") is not None else None,
+            status=OrderStatus.OPEN,
+            side=request.side,
+            amount_usd=request.amount_usd,
+            filled_usd=0.0,
+            average_fill_price=None,
+            ts_ns=self._clock.now_ns(),
+        )
 
     def _venue_amount(self, key: InstrumentKey, amount_usd: float) -> float:
         amount = amount_usd / self.contract_usd(key)
@@ -205,6 +239,14 @@ class CcxtBroker:
             if found is None:
                 raise
             return found
+        if order.get("status") is None:  # acknowledged with ids only (Bybit)
+            found = await self.fetch_order(key, client_order_id)
+            if found is not None and found.status.is_terminal:
+                return found
+            known = found or self._known.get(client_order_id)
+            if known is None:
+                raise OutcomeUnknownError(f"cancel: {client_order_id} acknowledged, state unknown")
+            return replace(known, status=OrderStatus.CANCELLED, ts_ns=self._clock.now_ns())
         update = self._update(key, order)
         if update.status is OrderStatus.OPEN:  # a venue that acknowledges without the state
             return _with_status(update, OrderStatus.CANCELLED)
@@ -214,19 +256,29 @@ class CcxtBroker:
         if self._profile.by_label:
             return await self._fetch_by_label(key, client_order_id)
         venue_cid = self._profile.encode_client_id(client_order_id)
+        params = {self._profile.lookup_param: venue_cid, **dict(self._profile.lookup_extra)}
+        try:
+            order = await self._call.read(
+                "fetch_order",
+                self._client.fetch_order,
+                self._profile.lookup_order_id,
+                key.symbol,
+                params,
+            )
+        except RejectedError as exc:
+            if is_not_found(exc.__cause__):
+                return await self._open_order_with(key, venue_cid)
+            raise
+        if not order or self._venue_client_id(order) not in (venue_cid, None):
+            return await self._open_order_with(key, venue_cid)
+        return self._update(key, order)
+
+    async def _open_order_with(self, key: InstrumentKey, venue_cid: str) -> OrderUpdate | None:
+        """Kraken forgets closed orders after seconds: a live order is still listed as open."""
         orders = await self._call.read(
             "fetch_open_orders", self._client.fetch_open_orders, key.symbol
         )
-        if self._client.has.get("fetchClosedOrders"):
-            orders = orders + await self._call.read(
-                "fetch_closed_orders",
-                self._client.fetch_closed_orders,
-                key.symbol,
-                None,
-                CLOSED_ORDERS_SCAN,
-            )
-        matches = [o for o in orders if self._venue_client_id(o) == venue_cid]
-        return self._pick(key, matches)
+        return self._pick(key, [o for o in orders if self._venue_client_id(o) == venue_cid])
 
     async def _fetch_by_label(self, key: InstrumentKey, client_order_id: str) -> OrderUpdate | None:
         market = self.market(key)
@@ -274,7 +326,8 @@ class CcxtBroker:
         cache.dirty = False
         client, symbol = self._client, key.symbol
         try:
-            balance = await self._call.read("fetch_balance", client.fetch_balance)
+            params = self._profile.balance_params(str(self.market(key)["id"]))
+            balance = await self._call.read("fetch_balance", client.fetch_balance, params)
             positions = await self._call.read("fetch_positions", client.fetch_positions, [symbol])
             orders = await self._call.read("fetch_open_orders", client.fetch_open_orders, symbol)
             account = self._account(key, balance, positions)
@@ -385,23 +438,42 @@ class CcxtBroker:
         usd = self.contract_usd(key)
         amount = finite(order.get("amount"))
         filled = finite(order.get("filled")) or 0.0
-        side = order.get("side") or (request.side.value if request else None)
+        side = order.get("side")
+        if side is None:  # terse answers omit it: the request's, or the order's last known
+            source = request or self._known.get(cid)
+            side = source.side.value if source is not None else None
         if side not in ("buy", "sell"):
             raise BadInputError("order_side", f"unknown order side {side!r}")
         ts_ms = order.get("lastUpdateTimestamp") or order.get("timestamp")
-        return OrderUpdate(
+        update = OrderUpdate(
             key=key,
             client_order_id=cid,
             venue_order_id=venue_id,
             status=status,
             side=OrderSide(side),
-            amount_usd=(amount * usd)
-            if amount is not None
-            else (request.amount_usd if request else 0.0),
+            amount_usd=self._amount_usd(amount, usd, request, cid),
             filled_usd=filled * usd,
             average_fill_price=positive(order.get("average")),
             ts_ns=int(ts_ms) * NS_PER_MS if ts_ms else self._clock.now_ns(),
         )
+        if cid:
+            self._remember(update)
+        return update
+
+    def _amount_usd(
+        self, amount: float | None, usd: float, request: OrderRequest | None, cid: str
+    ) -> float:
+        if amount is not None:
+            return amount * usd
+        source = request or self._known.get(cid)
+        return source.amount_usd if source is not None else 0.0
+
+    def _remember(self, update: OrderUpdate) -> None:
+        known = self._known
+        known.pop(update.client_order_id, None)
+        known[update.client_order_id] = update
+        if len(known) > KNOWN_ORDERS:
+            del known[next(iter(known))]
 
     def _cache_for(self, key: InstrumentKey) -> _Cache:
         cache = self._cache.get(key)

@@ -37,7 +37,7 @@ def build_client(profile: VenueProfile, options: ClientOptions) -> Any:
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": int(options.timeout_s * 1000),
-        "options": {"defaultType": "swap"},
+        "options": {"defaultType": "swap", **dict(profile.client_options)},
     }
     if options.api_key is not None:
         config["apiKey"] = options.api_key
@@ -50,6 +50,8 @@ def build_client(profile: VenueProfile, options: ClientOptions) -> Any:
         if snapshot.get("currencies"):
             config["currencies"] = snapshot["currencies"]
     client = getattr(ccxtpro, profile.venue)(config)
+    if profile.skip_currencies:
+        client.has["fetchCurrencies"] = False
     if options.url is not None:
         _point_at(client, profile, options.url, options.ws_url)
     elif options.testnet:

@@ -191,7 +191,8 @@ class CcxtFeed:
     def _apply_ticker(self, ticker: dict[str, Any]) -> None:
         view = self._view
         info = ticker.get("info") or {}
-        bid, ask = positive(ticker.get("bid")), positive(ticker.get("ask"))
+        bid = positive(ticker.get("bid")) or view.bid  # Binance's ticker has none: the book's
+        ask = positive(ticker.get("ask")) or view.ask
         if bid is None or ask is None:
             self._on_bad_input(self._key, "missing_bid_ask")
             return
@@ -200,23 +201,34 @@ class CcxtFeed:
         view.index = positive(ticker.get("indexPrice")) or view.index
         ts_ns = _ts_ns(ticker.get("timestamp")) or self._clock.now_ns()
         if self._profile.funding_in_ticker:
-            self._funding_from_ticker(info, ts_ns)
+            self._funding_from_ticker(info, ts_ns, view.mark)
         if view.ts_event_ns is not None and ts_ns <= view.ts_event_ns:
             return  # nothing new (a frozen REST ticker): no repeated snapshot
         view.ts_event_ns = ts_ns
         self._emit()
 
-    def _funding_from_ticker(self, info: dict[str, Any], ts_ns: int) -> None:
+    def _funding_from_ticker(self, info: dict[str, Any], ts_ns: int, mark: float | None) -> None:
         view = self._view
-        if self._profile.venue == "deribit":
+        venue = self._profile.venue
+        predicted = None
+        if venue == "deribit":
             rate = finite(info.get("funding_8h"))
             interval_s = 8 * HOUR_S
+        elif venue == "krakenfutures":
+            # PI_ contracts quote funding as USD per contract per hour divided by the price,
+            # so the relative hourly rate is the quote times the mark (ccxt divides instead).
+            absolute = finite(info.get("fundingRate"))
+            rate = absolute * mark if absolute is not None and mark else None
+            upcoming = finite(info.get("fundingRatePrediction"))
+            predicted = upcoming * mark if upcoming is not None and mark else None
+            interval_s = HOUR_S
         else:  # bybit: fundingRate per the instrument's interval
             rate = finite(info.get("fundingRate"))
             interval_s = self._market_interval_s()
         if rate is None:
             return
         view.funding, view.interval_s, view.ts_funding_ns = rate, interval_s, ts_ns
+        view.predicted = predicted
 
     def _apply_funding(self, data: dict[str, Any]) -> None:
         view = self._view

@@ -58,6 +58,25 @@ class VenueProfile:
     """ccxt's ``total`` balance of the settlement coin includes unrealised PnL."""
     tiers_in_contracts: bool = False
     """ccxt's leverage-tier notionals are contracts (OKX, Kraken), not coin (Binance, Bybit)."""
+    lookup_param: str = ""
+    """The ``fetch_order`` param that finds an order by the venue-side client id."""
+    lookup_order_id: str | None = None
+    """The order id passed with ``lookup_param`` (Kraken's ccxt needs a string, not ``None``)."""
+    lookup_extra: tuple[tuple[str, object], ...] = ()
+    """Further ``fetch_order`` params (Bybit's unified account insists on ``acknowledged``)."""
+    client_options: tuple[tuple[str, object], ...] = ()
+    """ccxt ``options`` that keep market loading to the inverse swaps."""
+    skip_currencies: bool = False
+    """Skip ``fetch_currencies`` on ``load_markets`` (a private call on Bybit)."""
+    balance_account_prefix: str = ""
+    """Kraken keeps each inverse contract's margin in its own account, ``fi_<pair>``."""
+
+    def balance_params(self, market_id: str) -> dict[str, str]:
+        """The ``fetch_balance`` params for the account that margins ``market_id``."""
+        if not self.balance_account_prefix:
+            return {}
+        pair = market_id.split("_", 1)[-1].lower()
+        return {"type": f"{self.balance_account_prefix}{pair}"}
 
     def encode_client_id(self, client_order_id: str) -> str:
         """Our client id as the venue accepts it (reversible for our own ids)."""
@@ -103,7 +122,11 @@ PROFILES: dict[str, VenueProfile] = {
         funding_in_ticker=True,
         default_funding_interval_s=8 * HOUR_S,
         testnet=TestnetSwitch.SANDBOX,
-        balance_is_equity=False,
+        balance_is_equity=False,  # total is walletBalance
+        lookup_param="orderLinkId",
+        lookup_extra=(("acknowledged", True),),
+        client_options=(("fetchMarkets", {"types": ["inverse"]}),),
+        skip_currencies=True,
     ),
     "okx": VenueProfile(
         venue="okx",
@@ -120,6 +143,8 @@ PROFILES: dict[str, VenueProfile] = {
         default_funding_interval_s=8 * HOUR_S,
         testnet=TestnetSwitch.SANDBOX,
         tiers_in_contracts=True,
+        lookup_param="clOrdId",
+        client_options=(("fetchMarkets", {"types": ["swap"]}),),
     ),
     "binancecoinm": VenueProfile(
         venue="binancecoinm",
@@ -130,19 +155,21 @@ PROFILES: dict[str, VenueProfile] = {
         funding_in_ticker=False,
         default_funding_interval_s=8 * HOUR_S,
         testnet=TestnetSwitch.DEMO,
-        balance_is_equity=False,
+        lookup_param="origClientOrderId",
     ),
     "krakenfutures": VenueProfile(
         venue="krakenfutures",
         amount_in_usd=False,
         client_id_param="clientOrderId",
         client_id_alphanumeric=False,
-        rest_sources=(MarketSource.TICKER, MarketSource.FUNDING),
-        funding_in_ticker=False,
+        rest_sources=(MarketSource.TICKER,),
+        funding_in_ticker=True,  # ccxt's fetch_funding_rate mis-scales the inverse rate
         default_funding_interval_s=HOUR_S,
         testnet=TestnetSwitch.SANDBOX,
-        balance_is_equity=False,
         tiers_in_contracts=True,
+        lookup_param="cliOrdId",
+        lookup_order_id="",
+        balance_account_prefix="fi_",
     ),
 }
 
