@@ -78,22 +78,21 @@ class PaperHarness:
         self._ts_ns += NS_PER_S
         bids = ((price - 0.5, 5_000_000.0),)
         asks = ((price + 0.5, 5_000_000.0),)
-        self.exchange.on_market(
-            MarketSnapshot(
-                self.key,
-                self._ts_ns,
-                self._ts_ns,
-                price,
-                price,
-                price - 0.5,
-                price + 0.5,
-                0.0001,
-                28_800.0,
-                self._ts_ns,
-                bids=bids,
-                asks=asks,
-            )  # fmt: skip
+        snapshot = MarketSnapshot(
+            key=self.key,
+            ts_event_ns=self._ts_ns,
+            ts_recv_ns=self._ts_ns,
+            mark_price=price,
+            index_price=price,
+            best_bid=price - 0.5,
+            best_ask=price + 0.5,
+            funding_rate=0.0001,
+            funding_interval_s=28_800.0,
+            ts_funding_ns=self._ts_ns,
+            bids=bids,
+            asks=asks,
         )
+        self.exchange.on_market(snapshot)
 
     def fail_next(self, kind: str) -> None:
         raise NotImplementedError("the in-process exchange has no transport to fail")
