@@ -10,6 +10,7 @@ recorded venue payloads (:mod:`tests.venues.recorded`), or over real HTTP agains
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ class InstantClock:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self._now_ns += int(seconds * NS_PER_S)
+        await asyncio.sleep(0)  # let other tasks run, as a real sleep would
 
 
 class Harness(Protocol):
