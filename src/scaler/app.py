@@ -283,6 +283,7 @@ async def _open_ccxt_venue(settings: Settings, clock: Clock, observer: Observer)
             account_interval_s=exchange.account_interval_s,
             fallback_schedule=profile.margin_fallback or margin_schedule(settings),
             on_bad_input=observer.bad_input,
+            on_error=observer.error,
         )
     except VenueError as exc:
         raise VenueStartError(f"{profile.venue}: cannot load markets: {exc}") from exc
@@ -536,9 +537,106 @@ def plot_guides(settings: Settings) -> PlotGuides:
 # --- scaler exchange-sim ---------------------------------------------------------------------
 
 
+# The simulator's imports stay in its own section of this shared composition root.
+import signal  # noqa: E402
+import sqlite3  # noqa: E402
+
+from scaler.adapters.sim import (  # noqa: E402
+    Credentials,
+    ExchangeSim,
+    Faults,
+    SimStore,
+    instrument_name,
+    load_or_create_credentials,
+)
+
+SIM_STATE_FILE = "exchange-sim.sqlite3"
+SIM_CREDENTIALS_FILE = "exchange-sim-credentials.json"
+SIM_VENUE = "exchange-sim"
+"""The venue part of the simulator's instrument key (persisted in its state file)."""
+
+
+def exchange_sim_credentials(settings: Settings) -> Credentials:
+    """``sim.api_key``/``sim.api_secret``, or a pair generated once into ``state_dir`` (0600)."""
+    sim = settings.sim
+    if sim.api_key is not None and sim.api_secret is not None:
+        try:
+            return Credentials(sim.api_key.get_secret_value(), sim.api_secret.get_secret_value())
+        except ValueError as exc:
+            raise ConfigError("sim.api_secret", str(exc)) from None
+    path = settings.state_dir / SIM_CREDENTIALS_FILE
+    credentials, created = load_or_create_credentials(path)
+    log = structlog.get_logger("scaler.exchange_sim")
+    log.info("credentials_generated" if created else "credentials_loaded", path=str(path))
+    return credentials
+
+
+def build_exchange_sim(settings: Settings, clock: Clock | None = None) -> ExchangeSim:
+    """Wire ``scaler exchange-sim``: the paper exchange restored from the simulator's own state
+    file (or new from the settings), the paper market feed, the credentials and the faults."""
+    try:
+        instrument_name(settings.instrument.symbol)
+    except ValueError as exc:
+        raise ConfigError("instrument.symbol", str(exc)) from None
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or WallClock()
+    key = InstrumentKey(SIM_VENUE, settings.instrument.symbol)
+    credentials = exchange_sim_credentials(settings)
+    path = settings.state_dir / SIM_STATE_FILE
+    try:
+        store = SimStore(path)
+        saved_exchange, saved_meta = store.load()
+        if saved_exchange is not None:
+            exchange = PaperExchange.from_dict(saved_exchange)
+        else:
+            exchange, saved_meta = new_paper_exchange(settings, key), None
+        if key not in {instrument.key for instrument in exchange.instruments}:
+            raise ValueError(f"it lists another instrument than {settings.instrument.symbol}")
+        return ExchangeSim(
+            exchange,
+            _market_source(settings, key, exchange, clock),
+            credentials=credentials,
+            meta=saved_meta,
+            faults=Faults.from_settings(settings.sim.faults),
+            store=store,
+            host=settings.sim.host,
+            port=settings.sim.port,
+            clock=clock,
+        )
+    except (ValueError, KeyError, TypeError, sqlite3.DatabaseError) as exc:
+        problem = f"{path} is not a usable exchange-sim state ({exc}); move it away to start over"
+        raise ConfigError("state_dir", problem) from None
+
+
 def run_exchange_sim(settings: Settings) -> int:
-    """``scaler exchange-sim``: serve the paper exchange in the Deribit v2 dialect until signalled."""
-    raise ConfigError("exchange-sim", "not available in this build")
+    """``scaler exchange-sim``: serve the paper exchange, Deribit v2 dialect, until signalled."""
+    configure_logging(settings.log.level, settings.log.format.value)
+    for secret in (settings.sim.api_key, settings.sim.api_secret):
+        register_secret(secret.get_secret_value() if secret is not None else None)
+    sim = build_exchange_sim(settings)
+    register_secret(sim.credentials.api_secret)
+    return asyncio.run(serve_exchange_sim(sim))
+
+
+async def serve_exchange_sim(sim: ExchangeSim) -> int:
+    """Serve until SIGTERM or SIGINT, then save the state and return the exit code (0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log = structlog.get_logger("scaler.exchange_sim")
+    try:
+        await sim.start()
+    except OSError as exc:
+        raise ConfigError("sim.port", f"cannot listen on {sim.url}: {exc.strerror}") from None
+    log.info("exchange_sim_started", url=sim.url, ws_url=sim.ws_url, admin=f"{sim.url}/admin/")
+    try:
+        await stop.wait()
+        log.warning("shutdown_requested")
+    finally:
+        await sim.stop()
+    log.info("exchange_sim_stopped", exit_code=0)
+    return 0
 
 
 # --- end of scaler exchange-sim --------------------------------------------------------------

@@ -156,4 +156,5 @@ class RecordedHarness:
         )
 
     async def close(self) -> None:
+        await self.broker.close()
         await self.client.close()

@@ -12,6 +12,8 @@ ticks cost no request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -64,6 +66,8 @@ class _Cache:
     fills: list[Fill] = field(default_factory=list)
     ts_fills_read_ns: int = 0
     fill_ids: set[str] = field(default_factory=set)
+    refreshing: asyncio.Task[None] | None = None
+    poller: asyncio.Task[None] | None = None
 
 
 class CcxtBroker:
@@ -78,8 +82,10 @@ class CcxtBroker:
         account_interval_s: float = 2.0,
         fallback_schedule: MarginSchedule | None = None,
         on_bad_input: Callable[[InstrumentKey, str, str], None] = lambda key, feed, reason: None,
+        on_error: Callable[[str, str], None] = lambda kind, detail: None,
     ) -> None:
         self._client = client
+        self._on_error = on_error
         self._profile = profile
         self._clock = clock
         self._call = caller
@@ -167,16 +173,19 @@ class CcxtBroker:
         if request.order_type is OrderType.LIMIT and request.limit_price is not None:
             price = float(self._client.price_to_precision(key.symbol, request.limit_price))
         self._cache_for(key).dirty = True
-        order = await self._call.write(
-            "create_order",
-            self._client.create_order,
-            key.symbol,
-            request.order_type.value,
-            request.side.value,
-            amount,
-            price,
-            params,
-        )
+        try:
+            order = await self._call.write(
+                "create_order",
+                self._client.create_order,
+                key.symbol,
+                request.order_type.value,
+                request.side.value,
+                amount,
+                price,
+                params,
+            )
+        finally:
+            self._refresh_soon(key)
         if order.get("status") is None:  # Bybit answers a create with ids only
             return await self._acknowledged(request, order)
         try:
@@ -233,12 +242,14 @@ class CcxtBroker:
                 "cancel_order", self._client.cancel_order, venue_id, key.symbol
             )
         except RejectedError as exc:
+            self._refresh_soon(key)
             if not is_not_found(exc.__cause__):
                 raise
             found = await self.fetch_order(key, client_order_id)  # filled meanwhile?
             if found is None:
                 raise
             return found
+        self._refresh_soon(key)
         if order.get("status") is None:  # acknowledged with ids only (Bybit)
             found = await self.fetch_order(key, client_order_id)
             if found is not None and found.status.is_terminal:
@@ -316,9 +327,57 @@ class CcxtBroker:
         return account
 
     async def _refresh_if_due(self, key: InstrumentKey) -> None:
+        """Make the cache current enough for a decision.
+
+        After our own order or cancel the cache is dirty, and the next decision waits for the
+        re-read (it must see its own fill, or it would order twice). Otherwise the cache is
+        refreshed in the background every ``account_interval_s`` and read for free: the
+        snapshot carries its read time, so the risk layer sees how old it is.
+        """
         cache = self._cache_for(key)
-        if cache.dirty or self._clock.now_ns() - cache.ts_read_ns >= self._interval_ns:
+        self._ensure_poller(key)
+        if not (cache.dirty or cache.account is None):
+            return
+        if cache.refreshing is not None and not cache.refreshing.done():
+            with contextlib.suppress(Exception):  # a failed one leaves the cache dirty
+                await asyncio.shield(cache.refreshing)
+        if cache.dirty or cache.account is None:
             await self.refresh(key)
+
+    def _ensure_poller(self, key: InstrumentKey) -> None:
+        cache = self._cache_for(key)
+        if self._interval_ns > 0 and (cache.poller is None or cache.poller.done()):
+            cache.poller = asyncio.create_task(self._poll_account(key))
+
+    async def _poll_account(self, key: InstrumentKey) -> None:
+        cache = self._cache_for(key)
+        while True:
+            await self._clock.sleep(self._interval_ns / NS_PER_S)
+            if cache.refreshing is None or cache.refreshing.done():
+                cache.refreshing = asyncio.create_task(self._background_refresh(key))
+
+    def _refresh_soon(self, key: InstrumentKey) -> None:
+        """After an order or cancel: re-read the account in the background, so the next tick
+        finds it fresh instead of paying for the reads before its own order."""
+        cache = self._cache_for(key)
+        cache.dirty = True
+        if cache.refreshing is None or cache.refreshing.done():
+            cache.refreshing = asyncio.create_task(self._background_refresh(key))
+
+    async def _background_refresh(self, key: InstrumentKey) -> None:
+        try:
+            await self.refresh(key)
+        except VenueError as exc:  # counted; the cache ages and the risk layer sees it
+            self._on_error("account_refresh", str(exc))
+
+    async def close(self) -> None:
+        """Stop background reads."""
+        for cache in self._cache.values():
+            for task in (cache.poller, cache.refreshing):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
 
     async def refresh(self, key: InstrumentKey) -> None:
         """Read balance, position and open orders now."""

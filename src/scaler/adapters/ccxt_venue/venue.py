@@ -50,6 +50,7 @@ class CcxtVenue:
     async def close(self) -> None:
         for feed in self.feeds.values():
             await feed.close()
+        await self.broker.close()
         await self.client.close()
 
 
@@ -61,11 +62,19 @@ async def open_venue(
     account_interval_s: float = 2.0,
     fallback_schedule: MarginSchedule | None = None,
     on_bad_input: Callable[[InstrumentKey, str, str], None] = lambda key, feed, reason: None,
+    on_error: Callable[[str, str], None] = lambda kind, detail: None,
 ) -> CcxtVenue:
     """Build the client and load its markets (from the snapshot when one is configured)."""
     client = build_client(profile, options)
     broker = CcxtBroker(
-        client, profile, clock, caller, account_interval_s, fallback_schedule, on_bad_input
+        client,
+        profile,
+        clock,
+        caller,
+        account_interval_s,
+        fallback_schedule,
+        on_bad_input,
+        on_error,
     )
     try:
         await broker.load()
