@@ -39,12 +39,12 @@ def scrape(port: int) -> str:
         return response.read().decode()
 
 
-def buckets(text: str) -> tuple[list[tuple[float, float]], float, float]:
-    """Cumulative (upper bound, count) pairs, the count and the sum of the histogram."""
+def buckets(text: str, metric: str = METRIC) -> tuple[list[tuple[float, float]], float, float]:
+    """Cumulative (upper bound, count) pairs, the count and the sum of histogram ``metric``."""
     pairs: list[tuple[float, float]] = []
     count = total = 0.0
     for family in text_string_to_metric_families(text):
-        if family.name != METRIC:
+        if family.name != metric:
             continue
         for sample in family.samples:
             if sample.name.endswith("_bucket"):

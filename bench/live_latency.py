@@ -67,22 +67,11 @@ def breakdown(metrics: str) -> dict[str, float]:
         ("scaler_tick_to_decision_seconds", "decision"),
         ("scaler_order_round_trip_seconds", "round_trip"),
     ):
-        pairs, count, _ = buckets_of(metrics, name)
+        pairs, count, _ = buckets(metrics, name)
         if count:
             out[f"{label}_p50_ms"] = quantile(0.5, pairs) * 1e3
             out[f"{label}_p99_ms"] = quantile(0.99, pairs) * 1e3
     return out
-
-
-def buckets_of(metrics: str, name: str) -> tuple[list[tuple[float, float]], float, float]:
-    import bench.daemon_latency as daemon_latency  # noqa: PLC0415
-
-    saved = daemon_latency.METRIC
-    daemon_latency.METRIC = name
-    try:
-        return buckets(metrics)
-    finally:
-        daemon_latency.METRIC = saved
 
 
 def run(ticks: int, interval_s: float, workdir: Path) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import ccxt.pro as ccxtpro
 from scaler.adapters.ccxt_venue.profiles import TestnetSwitch, VenueProfile
 from scaler.errors import ConfigError
 
-
 RATE_WINDOW_MS = 1_000
 
 
