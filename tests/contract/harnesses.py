@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from scaler.adapters.ccxt_venue import Caller, ClientOptions, build_client, profile_for
 from scaler.adapters.ccxt_venue.broker import CcxtBroker
 from scaler.adapters.paper import PaperExchange, PaperInstrument
+from scaler.adapters.sim import Credentials, ExchangeSim, SimStore
 from scaler.domain.types import NS_PER_S, InstrumentKey, MarketSnapshot
+from tests.support import PushFeed
 from tests.venues.recorded import RecordedVenue
 
 SYMBOL = "BTC/USD:BTC"
@@ -40,6 +45,24 @@ class InstantClock:
         self.sleeps.append(seconds)
         self._now_ns += int(seconds * NS_PER_S)
         await asyncio.sleep(0)  # let other tasks run, as a real sleep would
+
+
+def deep_tick(key: InstrumentKey, ts_ns: int, price: float) -> MarketSnapshot:
+    """A tick at ``price`` with a one-tick spread and 5M USD a side: orders fill at the touch."""
+    return MarketSnapshot(
+        key=key,
+        ts_event_ns=ts_ns,
+        ts_recv_ns=ts_ns,
+        mark_price=price,
+        index_price=price,
+        best_bid=price - 0.5,
+        best_ask=price + 0.5,
+        funding_rate=0.0001,
+        funding_interval_s=28_800.0,
+        ts_funding_ns=ts_ns,
+        bids=((price - 0.5, 5_000_000.0),),
+        asks=((price + 0.5, 5_000_000.0),),
+    )
 
 
 class Harness(Protocol):
@@ -78,22 +101,7 @@ class PaperHarness:
 
     async def set_price(self, price: float) -> None:
         self._ts_ns += NS_PER_S
-        bids = ((price - 0.5, 5_000_000.0),)
-        asks = ((price + 0.5, 5_000_000.0),)
-        snapshot = MarketSnapshot(
-            key=self.key,
-            ts_event_ns=self._ts_ns,
-            ts_recv_ns=self._ts_ns,
-            mark_price=price,
-            index_price=price,
-            best_bid=price - 0.5,
-            best_ask=price + 0.5,
-            funding_rate=0.0001,
-            funding_interval_s=28_800.0,
-            ts_funding_ns=self._ts_ns,
-            bids=bids,
-            asks=asks,
-        )
+        snapshot = deep_tick(self.key, self._ts_ns, price)
         self.exchange.on_market(snapshot)
 
     def fail_next(self, kind: str) -> None:
@@ -158,3 +166,63 @@ class RecordedHarness:
     async def close(self) -> None:
         await self.broker.close()
         await self.client.close()
+
+
+DERIBIT_KEY, DERIBIT_SECRET = "contract-key", "contract-secret-0b9e4d1c"
+
+
+class SimHarness:
+    """The ccxt adapter on deribit, over real HTTP, against ``scaler exchange-sim`` in process.
+    Its injected faults are rates, not one-shots: they are exercised in
+    ``tests/integration/test_ccxt_sim_adapter.py`` and the e2e tier instead."""
+
+    faults = False
+    lot_usd = 10.0  # Deribit BTC-PERPETUAL: amounts in USD, multiples of 10
+
+    def __init__(self, state_path: Path) -> None:
+        self.name = "deribit-sim"
+        self.key = InstrumentKey("deribit", SYMBOL)
+        self._sim_key = InstrumentKey("exchange-sim", SYMBOL)
+        exchange = PaperExchange(
+            PaperInstrument(self._sim_key, lot_size_usd=10, tick_size=0.5),
+            initial_balance_coin=0.5,
+        )
+        self.sim = ExchangeSim(
+            exchange,
+            PushFeed(),
+            credentials=Credentials(DERIBIT_KEY, DERIBIT_SECRET),
+            store=SimStore(state_path),
+            rng=random.Random(7),
+        )
+        self.clock = InstantClock()
+        self._ts_ns = time.time_ns()
+
+    async def start(self) -> SimHarness:
+        await self.sim.start()
+        await self.set_price(50_000.0)
+        options = ClientOptions(
+            api_key=DERIBIT_KEY, api_secret=DERIBIT_SECRET, url=self.sim.url, timeout_s=2.0
+        )
+        self.client = build_client(profile_for("deribit"), options)
+        self.client.timeout_on_exit = 0
+        self.broker = CcxtBroker(
+            self.client, profile_for("deribit"), self.clock, Caller(self.clock), 0.0
+        )
+        await self.broker.load()
+        return self
+
+    async def set_price(self, price: float) -> None:
+        self._ts_ns += NS_PER_S
+        tick = deep_tick(self._sim_key, self._ts_ns, price)
+        assert self.sim.market.apply(tick)
+
+    def fail_next(self, kind: str) -> None:
+        raise NotImplementedError("the sim's faults are rates; see tests/integration")
+
+    def order_requests(self) -> int:
+        return sum(self.sim.store.request_counts().values())
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self.client.close()
+        await self.sim.stop()

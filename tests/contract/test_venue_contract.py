@@ -10,23 +10,26 @@ of 1 or 100 USD).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from scaler.domain.orders import OrderRequest, OrderSide, OrderStatus, OrderType
 from scaler.errors import OutcomeUnknownError, RejectedError
-from tests.contract.harnesses import Harness, PaperHarness, RecordedHarness
+from tests.contract.harnesses import Harness, PaperHarness, RecordedHarness, SimHarness
 
 pytestmark = pytest.mark.integration
 
 PRICE = 60_000.0
 RECORDED = ("bybit", "okx", "binancecoinm", "krakenfutures")
-ALL = ("paper", *RECORDED)
+ALL = ("paper", "deribit-sim", *RECORDED)
 
 
-async def _open(name: str) -> Harness:
+async def _open(name: str, tmp_path: Path) -> Harness:
     if name == "paper":
         harness: Harness = PaperHarness()
+    elif name == "deribit-sim":
+        harness = await SimHarness(tmp_path / "exchange-sim.sqlite3").start()
     else:
         harness = await RecordedHarness(name).start()
     await harness.set_price(PRICE)
@@ -34,8 +37,8 @@ async def _open(name: str) -> Harness:
 
 
 @pytest.fixture(params=ALL)
-async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    harness = await _open(request.param)
+async def venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await _open(request.param, tmp_path)
     try:
         yield harness
     finally:
@@ -43,8 +46,8 @@ async def venue(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture(params=RECORDED)
-async def network_venue(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
-    harness = await _open(request.param)
+async def network_venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
+    harness = await _open(request.param, tmp_path)
     try:
         yield harness
     finally:
@@ -156,6 +159,7 @@ async def test_a_rate_limited_read_is_retried(network_venue: Harness) -> None:
 async def test_the_venue_lot_is_read_from_its_markets(venue: Harness) -> None:
     if venue.name == "paper":
         return  # the paper exchange's lot is configured, not published
+    # Published: Deribit 10 USD, Bybit and Kraken 1 USD, OKX and Binance COIN-M 100 USD.
     assert await venue.broker.lot_size_usd(venue.key) == venue.lot_usd
     schedule = await venue.broker.margin_schedule(venue.key)
     requirement = schedule.requirement(10 * venue.lot_usd, PRICE)

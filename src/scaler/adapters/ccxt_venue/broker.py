@@ -62,7 +62,11 @@ class _Cache:
     account: AccountSnapshot | None = None
     open_orders: list[OrderUpdate] = field(default_factory=list)
     ts_read_ns: int = 0
-    dirty: bool = True
+    wanted: int = 0
+    """Bumped after each of our orders and cancels has been answered."""
+    seen: int = -1
+    """The ``wanted`` value when the last complete read began: the read reflects our actions
+    up to that one."""
     fills: list[Fill] = field(default_factory=list)
     ts_fills_read_ns: int = 0
     fill_ids: set[str] = field(default_factory=set)
@@ -172,7 +176,6 @@ class CcxtBroker:
         price = None
         if request.order_type is OrderType.LIMIT and request.limit_price is not None:
             price = float(self._client.price_to_precision(key.symbol, request.limit_price))
-        self._cache_for(key).dirty = True
         try:
             order = await self._call.write(
                 "create_order",
@@ -236,20 +239,19 @@ class CcxtBroker:
             if found.status.is_terminal:
                 return found
             venue_id = found.venue_order_id
-        self._cache_for(key).dirty = True
         try:
             order = await self._call.read(
                 "cancel_order", self._client.cancel_order, venue_id, key.symbol
             )
         except RejectedError as exc:
-            self._refresh_soon(key)
             if not is_not_found(exc.__cause__):
                 raise
             found = await self.fetch_order(key, client_order_id)  # filled meanwhile?
             if found is None:
                 raise
             return found
-        self._refresh_soon(key)
+        finally:
+            self._refresh_soon(key)
         if order.get("status") is None:  # acknowledged with ids only (Bybit)
             found = await self.fetch_order(key, client_order_id)
             if found is not None and found.status.is_terminal:
@@ -329,19 +331,20 @@ class CcxtBroker:
     async def _refresh_if_due(self, key: InstrumentKey) -> None:
         """Make the cache current enough for a decision.
 
-        After our own order or cancel the cache is dirty, and the next decision waits for the
-        re-read (it must see its own fill, or it would order twice). Otherwise the cache is
-        refreshed in the background every ``account_interval_s`` and read for free: the
-        snapshot carries its read time, so the risk layer sees how old it is.
+        After our own order or cancel, the next decision waits for a read that *began after*
+        the venue answered (it must see its own fill and its own resting order, or it would
+        order twice or leave one behind). Otherwise the cache is refreshed in the background
+        every ``account_interval_s`` and read for free: the snapshot carries its read time, so
+        the risk layer sees how old it is.
         """
         cache = self._cache_for(key)
         self._ensure_poller(key)
-        if not (cache.dirty or cache.account is None):
+        if not _stale(cache):
             return
         if cache.refreshing is not None and not cache.refreshing.done():
-            with contextlib.suppress(Exception):  # a failed one leaves the cache dirty
+            with contextlib.suppress(Exception):  # a failed read leaves the cache stale
                 await asyncio.shield(cache.refreshing)
-        if cache.dirty or cache.account is None:
+        if _stale(cache):
             await self.refresh(key)
 
     def _ensure_poller(self, key: InstrumentKey) -> None:
@@ -360,7 +363,7 @@ class CcxtBroker:
         """After an order or cancel: re-read the account in the background, so the next tick
         finds it fresh instead of paying for the reads before its own order."""
         cache = self._cache_for(key)
-        cache.dirty = True
+        cache.wanted += 1
         if cache.refreshing is None or cache.refreshing.done():
             cache.refreshing = asyncio.create_task(self._background_refresh(key))
 
@@ -382,7 +385,7 @@ class CcxtBroker:
     async def refresh(self, key: InstrumentKey) -> None:
         """Read balance, position and open orders now."""
         cache = self._cache_for(key)
-        cache.dirty = False
+        started = cache.wanted
         client, symbol = self._client, key.symbol
         try:
             params = self._profile.balance_params(str(self.market(key)["id"]))
@@ -392,12 +395,9 @@ class CcxtBroker:
             account = self._account(key, balance, positions)
             updates = [self._update(key, order) for order in orders]
         except BadInputError as exc:
-            cache.dirty = True
             self._on_bad_input(key, "account", exc.reason)
             raise TransientError(f"refresh: unreadable payload: {exc}") from exc
-        except BaseException:
-            cache.dirty = True
-            raise
+        cache.seen = max(cache.seen, started)
         cache.account = account
         cache.open_orders = [u for u in updates if u.status is OrderStatus.OPEN]
         cache.ts_read_ns = self._clock.now_ns()
@@ -539,6 +539,10 @@ class CcxtBroker:
         if cache is None:
             cache = self._cache[key] = _Cache()
         return cache
+
+
+def _stale(cache: _Cache) -> bool:
+    return cache.account is None or cache.seen < cache.wanted
 
 
 def _with_status(update: OrderUpdate, status: OrderStatus) -> OrderUpdate:

@@ -57,6 +57,7 @@ def build_client(profile: VenueProfile, options: ClientOptions) -> Any:
         if snapshot.get("currencies"):
             config["currencies"] = snapshot["currencies"]
     client = getattr(ccxtpro, profile.venue)(config)
+    _never_resend(client)
     if profile.skip_currencies:
         client.has["fetchCurrencies"] = False
     if options.url is not None:
@@ -64,6 +65,15 @@ def build_client(profile: VenueProfile, options: ClientOptions) -> Any:
     elif options.testnet:
         _use_testnet(client, profile)
     return client
+
+
+def _never_resend(client: Any) -> None:
+    """Turn off aiohttp's silent second try of an idempotent request whose kept-alive
+    connection the server closed before answering: Deribit places orders with GET, so that
+    second try is a second order. A dropped answer must surface as an unknown outcome, which
+    the executor resolves by looking the order up by its label."""
+    client.open()  # ccxt would create the session lazily on the first request
+    client.session._retry_connection = False
 
 
 def _use_testnet(client: Any, profile: VenueProfile) -> None:
