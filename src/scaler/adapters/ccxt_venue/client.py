@@ -57,13 +57,13 @@ def build_client(profile: VenueProfile, options: ClientOptions) -> Any:
         if snapshot.get("currencies"):
             config["currencies"] = snapshot["currencies"]
     client = getattr(ccxtpro, profile.venue)(config)
-    _never_resend(client)
     if profile.skip_currencies:
         client.has["fetchCurrencies"] = False
     if options.url is not None:
         _point_at(client, profile, options.url, options.ws_url)
     elif options.testnet:
-        _use_testnet(client, profile)
+        _use_testnet(client, profile)  # may refuse: before any session is opened
+    _never_resend(client)
     return client
 
 
