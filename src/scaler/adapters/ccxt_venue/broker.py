@@ -97,10 +97,8 @@ class CcxtBroker:
         self._fallback = fallback_schedule or profile.margin_fallback
         self._on_bad_input = on_bad_input
         self._cache: dict[InstrumentKey, _Cache] = {}
-        self._venue_ids: dict[str, str] = {}
-        """Our client order id -> the venue's order id, for cancels."""
         self._client_ids: dict[str, str] = {}
-        """The venue's order id -> our client order id, for fills."""
+        """The venue's order id -> our client order id, for fills (kept with ``_known``)."""
         self._known: dict[str, OrderUpdate] = {}
         """The last state seen of each of our orders (bounded), for terse venue answers."""
 
@@ -200,16 +198,7 @@ class CcxtBroker:
     async def _acknowledged(self, request: OrderRequest, order: dict[str, Any]) -> OrderUpdate:
         """The state of an order whose creation was acknowledged without one: looked up, or
         reported open until the next account refresh shows what happened to it."""
-        if order.get("id") is not None:
-            self._venue_ids[request.client_order_id] = str(order["id"])
-            self._client_ids[str(order["id"])] = request.client_order_id
-        try:
-            found = await self.fetch_order(request.key, request.client_order_id)
-        except VenueError:
-            found = None
-        if found is not None:
-            return found
-        return OrderUpdate(
+        acknowledged = OrderUpdate(
             key=request.key,
             client_order_id=request.client_order_id,
             venue_order_id=str(order["id"]) if order.get("id") is not None else None,
@@ -220,6 +209,12 @@ class CcxtBroker:
             average_fill_price=None,
             ts_ns=self._clock.now_ns(),
         )
+        self._remember(acknowledged)
+        try:
+            found = await self.fetch_order(request.key, request.client_order_id)
+        except VenueError:
+            found = None
+        return found if found is not None else acknowledged
 
     def _venue_amount(self, key: InstrumentKey, amount_usd: float) -> float:
         amount = amount_usd / self.contract_usd(key)
@@ -231,7 +226,8 @@ class CcxtBroker:
         return round(lots) * step
 
     async def cancel_order(self, key: InstrumentKey, client_order_id: str) -> OrderUpdate:
-        venue_id = self._venue_ids.get(client_order_id)
+        known = self._known.get(client_order_id)
+        venue_id = known.venue_order_id if known is not None else None
         if venue_id is None:
             found = await self.fetch_order(key, client_order_id)
             if found is None or found.venue_order_id is None:
@@ -488,9 +484,6 @@ class CcxtBroker:
         if request is not None:
             cid = cid or request.client_order_id
         venue_id = str(order["id"]) if order.get("id") is not None else None
-        if venue_id is not None and cid:
-            self._venue_ids[cid] = venue_id
-            self._client_ids[venue_id] = cid
         status = _STATUS.get(str(order.get("status")))
         if status is None:
             raise BadInputError("order_status", f"unknown order status {order.get('status')!r}")
@@ -528,11 +521,16 @@ class CcxtBroker:
         return source.amount_usd if source is not None else 0.0
 
     def _remember(self, update: OrderUpdate) -> None:
+        """Keep the latest state of our order, and its venue id both ways (bounded)."""
         known = self._known
         known.pop(update.client_order_id, None)
         known[update.client_order_id] = update
+        if update.venue_order_id is not None:
+            self._client_ids[update.venue_order_id] = update.client_order_id
         if len(known) > KNOWN_ORDERS:
-            del known[next(iter(known))]
+            oldest = known.pop(next(iter(known)))
+            if oldest.venue_order_id is not None:
+                self._client_ids.pop(oldest.venue_order_id, None)
 
     def _cache_for(self, key: InstrumentKey) -> _Cache:
         cache = self._cache.get(key)
