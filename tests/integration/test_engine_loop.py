@@ -17,7 +17,14 @@ from scaler.domain.inverse import TierTable
 from scaler.domain.orders import OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate
 from scaler.domain.planning import ExecutionStyle, client_order_id
 from scaler.domain.risk import RiskLimits
-from scaler.domain.types import NS_PER_S, MarketSnapshot, Mode, TradingState
+from scaler.domain.types import (
+    NS_PER_S,
+    AccountSnapshot,
+    InstrumentKey,
+    MarketSnapshot,
+    Mode,
+    TradingState,
+)
 from scaler.errors import OutcomeUnknownError
 from scaler.ports import Broker
 from tests.integration.conftest import LOT_USD, START_MARK, Passthrough, Rig, make_config
@@ -201,6 +208,50 @@ async def test_engine_when_margin_ratio_below_buffer_then_reduces_with_reduce_on
     ours = [f for f in rig.exchange.fills if f.client_order_id != "seed-1"]
     assert ours
     assert all(f.side is OrderSide.SELL for f in ours)
+
+
+class ReportedLiquidation(Passthrough):
+    """A venue whose account carries ``liquidation_price`` once the test sets one."""
+
+    def __init__(self, inner: Broker) -> None:
+        super().__init__(inner)
+        self.liquidation_price: float | None = None
+
+    async def account(self, key: InstrumentKey) -> AccountSnapshot:
+        account = await self.inner.account(key)
+        if self.liquidation_price is None:
+            return account
+        return replace(account, liquidation_price=self.liquidation_price)
+
+
+async def test_engine_when_venue_lp_is_past_the_mark_then_distance_zero_in_status_and_metrics(
+    rig_factory: RigFactory,
+) -> None:
+    """A long whose venue-reported LP is above the mark is below maintenance: distance 0.
+
+    ``|mark − LP| / mark`` would read 0.02 (2 % of room) for an LP 2 % above the mark.
+    """
+    wrappers: list[ReportedLiquidation] = []
+
+    def wrap(inner: Broker) -> Broker:
+        wrappers.append(ReportedLiquidation(inner))
+        return wrappers[-1]
+
+    rig = rig_factory(wrap=wrap)
+    await rig.start()
+    held = await rig.converge()
+    assert held.actual_usd > 0.0
+    assert held.liquidation_distance is not None
+    assert 0.0 < held.liquidation_distance < 1.0
+
+    wrappers[-1].liquidation_price = START_MARK * 1.02
+    decision = await rig.push()
+
+    assert decision.liquidation_price == START_MARK * 1.02
+    assert decision.liquidation_distance == 0.0
+    (instrument,) = rig.engine.status()["instruments"]  # type: ignore[misc]
+    assert instrument["liquidation_distance"] == 0.0
+    assert rig.sample("scaler_liquidation_distance_ratio") == 0.0
 
 
 # ------------------------------------------------------------------------------ 5. halt

@@ -293,7 +293,8 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
             "liquidation_price_usd", "Estimated liquidation price (NaN when none)."
         ),
         "liq_distance": _gauge(
-            "liquidation_distance_ratio", "|mark - liquidation| / mark (+Inf when none)."
+            "liquidation_distance_ratio",
+            "Adverse move to liquidation over the mark (0 below maintenance, +Inf when none).",
         ),
         "liq_floor": _gauge(
             "liquidation_distance_floor_ratio",

@@ -45,7 +45,7 @@ def build_record(
                 max(0.0, account.wallet_balance_coin),
                 runtime.spec.schedule,
             )
-        liq_distance = inverse.liquidation_distance(market.mark_price, liq_price)
+        liq_distance = inverse.liquidation_distance(market.mark_price, liq_price, position)
     return DecisionRecord(
         key=runtime.spec.key,
         ts_ns=now_ns,
