@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from scaler.domain.funding import FundingPredictorConfig
 from scaler.domain.inverse import TierTable
 from scaler.domain.orders import OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate
 from scaler.domain.planning import ExecutionStyle, client_order_id
@@ -252,6 +253,33 @@ async def test_engine_when_venue_lp_is_past_the_mark_then_distance_zero_in_statu
     (instrument,) = rig.engine.status()["instruments"]  # type: ignore[misc]
     assert instrument["liquidation_distance"] == 0.0
     assert rig.sample("scaler_liquidation_distance_ratio") == 0.0
+
+
+async def test_engine_when_venue_publishes_a_forecast_then_ema_forecast_and_blend_published(
+    rig_factory: RigFactory,
+) -> None:
+    """/status and the metrics carry the EMA, the venue forecast and their blend apart.
+
+    Observed 0.0001 per 8 h on every snapshot (EMA 0.0001), venue forecast 0.0003 per 8 h,
+    venue weight 0.5: blend 0.5·0.0001 + 0.5·0.0003 = 0.0002, the rate the target is sized on.
+    """
+    weighted = FundingPredictorConfig(interval_s=28_800.0, venue_weight=0.5)
+    rig = rig_factory(config=replace(make_config(), funding=weighted))
+    await rig.start()
+    await rig.push()
+    rig.clock.advance(0.5)
+    decision = await rig.push_snapshot(replace(rig.snap(), predicted_funding_rate=0.0003))
+
+    assert decision.funding_ema == pytest.approx(0.0001)
+    assert decision.funding_venue_predicted == pytest.approx(0.0003)
+    assert decision.funding_predicted == pytest.approx(0.0002)
+    (instrument,) = rig.engine.status()["instruments"]  # type: ignore[misc]
+    assert instrument["funding_ema"] == pytest.approx(0.0001)
+    assert instrument["funding_venue_predicted"] == pytest.approx(0.0003)
+    assert instrument["funding_predicted"] == pytest.approx(0.0002)
+    assert rig.sample("scaler_funding_rate_ema_ratio") == pytest.approx(0.0001)
+    assert rig.sample("scaler_funding_rate_venue_predicted_ratio") == pytest.approx(0.0003)
+    assert rig.sample("scaler_funding_rate_predicted_ratio") == pytest.approx(0.0002)
 
 
 # ------------------------------------------------------------------------------ 5. halt

@@ -68,6 +68,8 @@ def build_record(
         details=tuple(a.detail for a in decision.actions),
         latency_s=None,
         feed_age_s=_feed_ages(runtime, now_ns),
+        funding_ema=prediction.ema_rate,
+        funding_venue_predicted=prediction.venue_predicted_rate,
     )
 
 
