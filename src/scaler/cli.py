@@ -5,6 +5,9 @@
                   [--baseline-leverage L ...] [--baseline-band F] [--out DIR] [--no-plots]
                                              the configured policy vs constant-leverage
                                              baselines on recorded bars: table, JSON, plots
+    scaler funding-forecast PATH... [--half-life H ...] [--horizon-h H ...] [--select-horizon-h H]
+                                             the funding predictor vs the last rate on recorded
+                                             funding: RMSE per half-life and horizon
     scaler check [--config FILE] [--connect] validate and print the effective, redacted settings
     scaler status [--json]                   what the running daemon is doing
     scaler mode auto|recommend               send orders, or only recommend
@@ -42,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the daemon")
     _replay_parser(sub)
+    _funding_forecast_parser(sub)
     check = sub.add_parser("check", help="validate and print the effective settings")
     check.add_argument("--connect", action="store_true", help="also reach the venue")
     status = sub.add_parser("status", help="show the running daemon's state")
@@ -87,6 +91,55 @@ def _replay_parser(sub: Any) -> None:
         "--out", type=Path, default=Path("replay-out"), metavar="DIR", help="report directory"
     )
     replay.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def _funding_forecast_parser(sub: Any) -> None:
+    from scaler.service import funding_forecast as ff  # noqa: PLC0415 - keeps client commands light
+
+    forecast = sub.add_parser(
+        "funding-forecast", help="score the funding predictor on recorded funding histories"
+    )
+    forecast.add_argument(
+        "paths", type=Path, nargs="+", metavar="PATH", help="funding history CSV (or .gz)"
+    )
+    forecast.add_argument(
+        "--half-life",
+        dest="half_lives",
+        type=_positive,
+        nargs="+",
+        default=list(ff.DEFAULT_HALF_LIVES),
+        metavar="H",
+        help="EMA half-lives to score, in funding intervals (the configured one is added)",
+    )
+    forecast.add_argument(
+        "--horizon-h",
+        dest="horizons_h",
+        type=_positive,
+        nargs="+",
+        default=list(ff.DEFAULT_HORIZONS_H),
+        metavar="H",
+        help="holding horizons in hours, besides the next observation",
+    )
+    forecast.add_argument(
+        "--select-horizon-h",
+        type=_positive,
+        default=ff.DEFAULT_SELECT_HORIZON_H,
+        metavar="H",
+        help="the horizon the half-life is chosen for (default 24)",
+    )
+
+
+def _funding_forecast(args: argparse.Namespace, settings: Settings) -> int:
+    from scaler.app import engine_config  # noqa: PLC0415 - keeps client commands light
+    from scaler.service import funding_forecast as ff  # noqa: PLC0415
+
+    options = ff.ForecastOptions(
+        paths=tuple(args.paths),
+        half_lives=tuple(args.half_lives),
+        horizons_h=tuple(args.horizons_h),
+        select_horizon_h=args.select_horizon_h,
+    )
+    return ff.run(options, engine_config(settings).funding, sys.stdout)
 
 
 def _iso_ns(text: str) -> int:
@@ -154,6 +207,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_daemon(settings)
     if args.command == "replay":
         return _replay(args, settings)
+    if args.command == "funding-forecast":
+        return _funding_forecast(args, settings)
     if args.command == "exchange-sim":
         from scaler.app import run_exchange_sim  # noqa: PLC0415
 
@@ -237,7 +292,12 @@ def format_status(payload: dict[str, Any]) -> str:
             f"  margin ratio {_num(item.get('margin_ratio'))}"
             f"  liq {_num(item.get('liquidation_price'))}"
             f" ({_num(item.get('liquidation_distance'), 4)})"
-            f"  funding pred {_num(item.get('funding_predicted'), 8)}"
+        )
+        lines.append(
+            f"  funding observed {_num(item.get('funding_observed'), 8)}"
+            f"  EMA {_num(item.get('funding_ema'), 8)}"
+            f"  venue {_num(item.get('funding_venue_predicted'), 8)}"
+            f"  predicted {_num(item.get('funding_predicted'), 8)}"
         )
         reasons = item.get("reasons") or []
         if reasons:

@@ -122,7 +122,7 @@ class StrategySettings(Section):
 
 
 class FundingSettings(Section):
-    half_life_intervals: PositiveFloat = 3.0
+    half_life_intervals: PositiveFloat = 2.0
     venue_weight: Annotated[float, Field(ge=0, le=1)] = 0.0
     max_abs_rate: PositiveFloat = 0.05
 

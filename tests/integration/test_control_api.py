@@ -22,6 +22,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INSTRUMENT_FIELDS = {
     "mark_price",
     "funding_predicted",
+    "funding_ema",
+    "funding_venue_predicted",
     "target_usd",
     "recommended_usd",
     "actual_usd",
@@ -115,6 +117,8 @@ async def test_status_when_deciding_then_reports_mode_state_and_instrument_value
     assert INSTRUMENT_FIELDS.issubset(instrument)
     assert instrument["mark_price"] == START_MARK
     assert instrument["funding_predicted"] == pytest.approx(0.0001)
+    assert instrument["funding_ema"] == pytest.approx(0.0001)  # a constant rate: EMA = rate
+    assert instrument["funding_venue_predicted"] is None  # the paper venue publishes none
     assert instrument["target_usd"] == last.target_usd
     assert instrument["recommended_usd"] == last.recommended_usd
     assert instrument["actual_usd"] == rig.position_usd() > 0.0

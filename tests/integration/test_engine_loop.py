@@ -13,11 +13,19 @@ from dataclasses import replace
 
 import pytest
 
+from scaler.domain.funding import FundingPredictorConfig
 from scaler.domain.inverse import TierTable
 from scaler.domain.orders import OrderRequest, OrderSide, OrderStatus, OrderType, OrderUpdate
 from scaler.domain.planning import ExecutionStyle, client_order_id
 from scaler.domain.risk import RiskLimits
-from scaler.domain.types import NS_PER_S, MarketSnapshot, Mode, TradingState
+from scaler.domain.types import (
+    NS_PER_S,
+    AccountSnapshot,
+    InstrumentKey,
+    MarketSnapshot,
+    Mode,
+    TradingState,
+)
 from scaler.errors import OutcomeUnknownError
 from scaler.ports import Broker
 from tests.integration.conftest import LOT_USD, START_MARK, Passthrough, Rig, make_config
@@ -201,6 +209,77 @@ async def test_engine_when_margin_ratio_below_buffer_then_reduces_with_reduce_on
     ours = [f for f in rig.exchange.fills if f.client_order_id != "seed-1"]
     assert ours
     assert all(f.side is OrderSide.SELL for f in ours)
+
+
+class ReportedLiquidation(Passthrough):
+    """A venue whose account carries ``liquidation_price`` once the test sets one."""
+
+    def __init__(self, inner: Broker) -> None:
+        super().__init__(inner)
+        self.liquidation_price: float | None = None
+
+    async def account(self, key: InstrumentKey) -> AccountSnapshot:
+        account = await self.inner.account(key)
+        if self.liquidation_price is None:
+            return account
+        return replace(account, liquidation_price=self.liquidation_price)
+
+
+async def test_engine_when_venue_lp_is_past_the_mark_then_distance_zero_in_status_and_metrics(
+    rig_factory: RigFactory,
+) -> None:
+    """A long whose venue-reported LP is above the mark is below maintenance: distance 0.
+
+    ``|mark − LP| / mark`` would read 0.02 (2 % of room) for an LP 2 % above the mark.
+    """
+    wrappers: list[ReportedLiquidation] = []
+
+    def wrap(inner: Broker) -> Broker:
+        wrappers.append(ReportedLiquidation(inner))
+        return wrappers[-1]
+
+    rig = rig_factory(wrap=wrap)
+    await rig.start()
+    held = await rig.converge()
+    assert held.actual_usd > 0.0
+    assert held.liquidation_distance is not None
+    assert 0.0 < held.liquidation_distance < 1.0
+
+    wrappers[-1].liquidation_price = START_MARK * 1.02
+    decision = await rig.push()
+
+    assert decision.liquidation_price == START_MARK * 1.02
+    assert decision.liquidation_distance == 0.0
+    (instrument,) = rig.engine.status()["instruments"]  # type: ignore[misc]
+    assert instrument["liquidation_distance"] == 0.0
+    assert rig.sample("scaler_liquidation_distance_ratio") == 0.0
+
+
+async def test_engine_when_venue_publishes_a_forecast_then_ema_forecast_and_blend_published(
+    rig_factory: RigFactory,
+) -> None:
+    """/status and the metrics carry the EMA, the venue forecast and their blend apart.
+
+    Observed 0.0001 per 8 h on every snapshot (EMA 0.0001), venue forecast 0.0003 per 8 h,
+    venue weight 0.5: blend 0.5·0.0001 + 0.5·0.0003 = 0.0002, the rate the target is sized on.
+    """
+    weighted = FundingPredictorConfig(interval_s=28_800.0, venue_weight=0.5)
+    rig = rig_factory(config=replace(make_config(), funding=weighted))
+    await rig.start()
+    await rig.push()
+    rig.clock.advance(0.5)
+    decision = await rig.push_snapshot(replace(rig.snap(), predicted_funding_rate=0.0003))
+
+    assert decision.funding_ema == pytest.approx(0.0001)
+    assert decision.funding_venue_predicted == pytest.approx(0.0003)
+    assert decision.funding_predicted == pytest.approx(0.0002)
+    (instrument,) = rig.engine.status()["instruments"]  # type: ignore[misc]
+    assert instrument["funding_ema"] == pytest.approx(0.0001)
+    assert instrument["funding_venue_predicted"] == pytest.approx(0.0003)
+    assert instrument["funding_predicted"] == pytest.approx(0.0002)
+    assert rig.sample("scaler_funding_rate_ema_ratio") == pytest.approx(0.0001)
+    assert rig.sample("scaler_funding_rate_venue_predicted_ratio") == pytest.approx(0.0003)
+    assert rig.sample("scaler_funding_rate_predicted_ratio") == pytest.approx(0.0002)
 
 
 # ------------------------------------------------------------------------------ 5. halt

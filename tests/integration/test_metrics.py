@@ -126,6 +126,25 @@ def test_metrics_when_flat_then_margin_and_distance_are_inf_and_liquidation_pric
     assert math.isnan(sample(metrics, "scaler_liquidation_price_usd") or 0.0)
 
 
+def test_metrics_when_decision_then_funding_ema_venue_forecast_and_blend_are_three_series() -> None:
+    """The EMA, the venue's forecast and the blend the size formula uses are exported apart."""
+    metrics = Metrics()
+    metrics.observe_decision(
+        record(funding_ema=0.0001, funding_venue_predicted=0.0003, funding_predicted=0.0002)
+    )
+    assert sample(metrics, "scaler_funding_rate_ema_ratio") == 0.0001
+    assert sample(metrics, "scaler_funding_rate_venue_predicted_ratio") == 0.0003
+    assert sample(metrics, "scaler_funding_rate_predicted_ratio") == 0.0002
+
+
+def test_metrics_when_venue_publishes_no_forecast_then_its_series_is_nan() -> None:
+    """Without a venue forecast the series reads NaN (it exists, so the dashboard finds it)."""
+    metrics = Metrics()
+    metrics.observe_decision(record(funding_venue_predicted=None))
+    assert math.isnan(sample(metrics, "scaler_funding_rate_venue_predicted_ratio") or 0.0)
+    assert sample(metrics, "scaler_funding_rate_ema_ratio") == 0.00011
+
+
 def test_metrics_mode_is_set_before_the_first_decision_and_follows_decisions() -> None:
     """set_mode publishes the persisted mode at start; each decision's mode wins afterwards."""
     metrics = Metrics()

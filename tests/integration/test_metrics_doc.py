@@ -46,6 +46,8 @@ def record(**changes: object) -> DecisionRecord:
         "details": ("mark moved 3 %",),
         "latency_s": 0.0004,
         "feed_age_s": {"mark": 0.2, "funding": 0.2, "account": 0.5},
+        "funding_ema": 0.00011,
+        "funding_venue_predicted": 0.00014,
     }
     fields.update(changes)
     return DecisionRecord(**fields)  # type: ignore[arg-type]

@@ -36,8 +36,12 @@ rates = st.floats(min_value=-0.01, max_value=0.01, allow_nan=False, allow_infini
 half_lives = st.floats(min_value=0.25, max_value=20.0, allow_nan=False, allow_infinity=False)
 
 
+HALF_LIFE_3 = FundingPredictorConfig(half_life_intervals=3.0)
+
+
 def _observe_8h(state: FundingPredictorState, rate: float, ts_ns: int) -> FundingPredictorState:
-    return observe(state, rate, EIGHT_HOURS_S, ts_ns, FundingPredictorConfig())
+    """Observe a rate per 8 h with an 8 h interval and a half-life of 3 intervals."""
+    return observe(state, rate, EIGHT_HOURS_S, ts_ns, HALF_LIFE_3)
 
 
 def _state(
@@ -351,11 +355,11 @@ def test_config_when_invalid_then_value_error_names_field(
 
 
 def test_config_defaults() -> None:
-    """Defaults: 8 h interval, half-life 3 intervals, EMA only, clamp at 5 %."""
+    """Defaults: 8 h interval, half-life 2 intervals (docs/funding.md), EMA only, clamp at 5 %."""
     config = FundingPredictorConfig()
-    assert (config.interval_s, config.half_life_intervals) == (28_800.0, 3.0)
+    assert (config.interval_s, config.half_life_intervals) == (28_800.0, 2.0)
     assert (config.venue_weight, config.max_abs_rate) == (0.0, 0.05)
-    assert config.half_life_s == 86_400.0
+    assert config.half_life_s == 57_600.0
 
 
 # --- persistence -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from scaler.domain.inverse import (
+    LINEAR_MMR_CAP,
     LinearMargin,
     MmAt,
     RiskTier,
@@ -747,6 +748,87 @@ def test_schedule_liquidation_when_binance_cross_then_equals_explicit_tier() -> 
     assert scheduled == pytest.approx(explicit, rel=1e-12)
 
 
+DEFAULT_PAPER_TIERS = TierTable.from_rates(
+    (0.0, 150.0, 300.0, 450.0, 600.0), (0.005, 0.01, 0.015, 0.02, 0.025)
+)
+"""The daemon's default schedule (``scaler.app.margin_schedule``): 0.5 % + 0.5 % per 150 BTC."""
+
+
+@pytest.mark.parametrize(
+    ("table", "size_usd", "entry", "liq", "mm_at_floor"),
+    [
+        # Binance new table, floor 100 BTC (5 % below, 10 % from it, deductions 1.605 / 6.605):
+        # MM(100) = 100·0.05 − 1.605 = 100·0.10 − 6.605 = 3.395. A 3,000,000 USD long (60 BTC at
+        # 50,000) reaches V = 100 BTC at 3,000,000 / 100 = 30,000, so C + 60 − 100 = 3.395 gives
+        # C = 43.395 BTC.
+        pytest.param(BINANCE_NEW, 3_000_000.0, 50_000.0, 30_000.0, 3.395, id="binance-100btc"),
+        # Floor 10 BTC (0.5 % / 1 %, deductions 0.005 / 0.055): MM(10) = 0.05 − 0.005 = 0.045.
+        # 330,000 USD long at 60,000 (5.5 BTC) reaches 10 BTC at 33,000: C = 0.045 + 10 − 5.5.
+        pytest.param(BINANCE_NEW, 330_000.0, 60_000.0, 33_000.0, 0.045, id="binance-10btc"),
+        # 430,000 USD long at 50,000 (8.6 BTC) reaches 10 BTC at 43,000: C = 0.045 + 10 − 8.6.
+        pytest.param(BINANCE_NEW, 430_000.0, 50_000.0, 43_000.0, 0.045, id="binance-10btc-b"),
+        # Default schedule, floor 150 BTC (0.5 % / 1 %, deduction 150·0.005 = 0.75):
+        # MM(150) = 150·0.005 = 150·0.01 − 0.75 = 0.75. 6,450,000 USD long at 50,000 (129 BTC)
+        # reaches 150 BTC at 43,000: C = 0.75 + 150 − 129 = 21.75 BTC.
+        pytest.param(
+            DEFAULT_PAPER_TIERS, 6_450_000.0, 50_000.0, 43_000.0, 0.75, id="default-150btc"
+        ),
+        # 6,600,000 USD long at 50,000 (132 BTC) reaches 150 BTC at 44,000: C = 0.75 + 18.
+        pytest.param(
+            DEFAULT_PAPER_TIERS, 6_600_000.0, 50_000.0, 44_000.0, 0.75, id="default-150btc-b"
+        ),
+    ],
+)
+def test_schedule_liquidation_when_price_lands_on_a_tier_floor_then_that_price(
+    table: TierTable, size_usd: float, entry: float, liq: float, mm_at_floor: float
+) -> None:
+    """A liquidation price exactly on a tier's floor is found, not lost between two tiers.
+
+    The collateral is set so that equity equals the hand-computed margin at the floor:
+    ``C + N/E − N/LP = MM(floor)``, i.e. ``C = MM(floor) − N·(1/E − 1/LP)``.
+    """
+    collateral = mm_at_floor - size_usd * (1.0 / entry - 1.0 / liq)
+    result = schedule_liquidation_price(size_usd, entry, collateral, table)
+    assert result == pytest.approx(liq, rel=1e-9)
+    distance = liquidation_distance(entry, result, size_usd)
+    assert distance == pytest.approx((entry - liq) / entry, rel=1e-9)
+
+
+def test_deribit_linear_when_short_below_maintenance_at_every_price_then_distance_zero() -> None:
+    """A Deribit short under water at every linear-rate price is unsafe (distance 0), not "none".
+
+    Short 1,000,000,000 USD at 100,000 (V = 10,000 BTC) with 1,000 BTC (10x). At entry the rate
+    is 1 % + 0.005 %·10,000 = 51 %: MM = 5,100 BTC against 1,000 BTC of equity. Equity minus MM,
+    ``(C − N/E) + V − V·(a + b·V) = −9,000 + 0.99·V − 0.00005·V²``, has the discriminant
+    ``0.99² − 4·0.00005·9,000 = 0.9801 − 1.8 < 0``: it is negative at every price where the
+    linear rate applies. Only where the rate is capped at LINEAR_MMR_CAP (V >= 19,800 BTC) does
+    ``−9,000 + V·(1 − cap)`` reach 0, at V = 9,000 / (1 − cap), i.e. LP = N·(1 − cap) / 9,000
+    ≈ 0.11 USD: the short is at or below maintenance at every price above that.
+    """
+    size, entry, collateral = -1_000_000_000.0, 100_000.0, 1_000.0
+    result = schedule_liquidation_price(size, entry, collateral, DERIBIT_MM)
+    assert result == pytest.approx(1e9 * (1.0 - LINEAR_MMR_CAP) / 9_000.0, rel=1e-6)
+    assert liquidation_distance(entry, result, size) == 0.0
+    assert liquidation_distance(150_000.0, result, size) == 0.0
+
+
+def test_schedule_liquidation_when_already_below_maintenance_then_distance_zero() -> None:
+    """A long or short already under maintenance at entry has its LP past the entry: distance 0.
+
+    Flat 1 % table, 1,000,000 USD at 50,000 (20 BTC), MM at entry 0.2 BTC, collateral 0.1 BTC.
+    Long: 0.1 + 20 − V = 0.01·V gives V = 20.1/1.01, LP = 1,000,000·1.01/20.1 = 50,248.76 (above
+    entry). Short: 0.1 − 20 + V = 0.01·V gives V = 19.9/0.99, LP = 1,000,000·0.99/19.9 = 49,748.74
+    (below entry).
+    """
+    table = TierTable.flat(0.01)
+    long_lp = schedule_liquidation_price(1_000_000.0, 50_000.0, 0.1, table)
+    short_lp = schedule_liquidation_price(-1_000_000.0, 50_000.0, 0.1, table)
+    assert long_lp == pytest.approx(1_010_000.0 / 20.1, rel=1e-12)
+    assert short_lp == pytest.approx(990_000.0 / 19.9, rel=1e-12)
+    assert liquidation_distance(50_000.0, long_lp, 1_000_000.0) == 0.0
+    assert liquidation_distance(50_000.0, short_lp, -1_000_000.0) == 0.0
+
+
 @pytest.mark.parametrize(
     ("size_usd", "entry", "collateral"),
     [
@@ -933,19 +1015,28 @@ def test_effective_leverage(size_usd: float, price: float, equity: float, expect
 
 
 @pytest.mark.parametrize(
-    ("mark", "liq", "expected"),
+    ("mark", "liq", "size_usd", "expected"),
     [
-        pytest.param(10_000.0, 9_000.0, 0.1, id="derived-long-10pct"),
-        pytest.param(10_000.0, 11_000.0, 0.1, id="derived-short-10pct"),
+        pytest.param(10_000.0, 9_000.0, 1_000.0, 0.1, id="derived-long-10pct"),
+        pytest.param(10_000.0, 11_000.0, -1_000.0, 0.1, id="derived-short-10pct"),
         # Kraken EPP at entry: (8,000 − 1,010/0.135)/8,000 = 1 − 1.01/1.08 = 0.0648148…
-        pytest.param(8_000.0, 1_010.0 / 0.135, 1.0 - 1.01 / 1.08, id="kraken-epp-distance"),
-        pytest.param(10_000.0, 10_000.0, 0.0, id="derived-at-lp-0"),
-        pytest.param(10_000.0, None, math.inf, id="derived-no-lp-inf"),
+        pytest.param(
+            8_000.0, 1_010.0 / 0.135, 1_000.0, 1.0 - 1.01 / 1.08, id="kraken-epp-distance"
+        ),
+        pytest.param(10_000.0, 10_000.0, 1_000.0, 0.0, id="derived-at-lp-0"),
+        # Past the liquidation price (below maintenance at the mark): 0, not |mark − LP|/mark.
+        pytest.param(10_000.0, 11_000.0, 1_000.0, 0.0, id="derived-long-lp-above-mark-0"),
+        pytest.param(10_000.0, 9_000.0, -1_000.0, 0.0, id="derived-short-lp-below-mark-0"),
+        pytest.param(10_000.0, None, -1_000.0, math.inf, id="derived-no-lp-inf"),
+        pytest.param(10_000.0, 9_000.0, 0.0, math.inf, id="derived-flat-inf"),
     ],
 )
-def test_liquidation_distance(mark: float, liq: float | None, expected: float) -> None:
-    """Distance is |mark − LP|/mark; inf when there is no liquidation price."""
-    assert liquidation_distance(mark, liq) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+def test_liquidation_distance(
+    mark: float, liq: float | None, size_usd: float, expected: float
+) -> None:
+    """Distance is how far the mark may move against the position; 0 past LP, inf with none."""
+    result = liquidation_distance(mark, liq, size_usd)
+    assert result == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -968,8 +1059,8 @@ PRICE_TAKERS = [
     pytest.param(lambda p: funding_payment_coin(1_000.0, p, 0.0001), id="funding_payment_coin"),
     pytest.param(lambda p: fee_coin(1_000.0, p, 0.0005), id="fee_coin"),
     pytest.param(lambda p: effective_leverage(1_000.0, p, 0.01), id="effective_leverage"),
-    pytest.param(lambda p: liquidation_distance(p, 90.0), id="liquidation_distance-mark"),
-    pytest.param(lambda p: liquidation_distance(100.0, p), id="liquidation_distance-liq"),
+    pytest.param(lambda p: liquidation_distance(p, 90.0, 1.0), id="liquidation_distance-mark"),
+    pytest.param(lambda p: liquidation_distance(100.0, p, 1.0), id="liquidation_distance-liq"),
     pytest.param(lambda p: BINANCE_NEW.requirement(1_000.0, p), id="tier-coin-requirement"),
     pytest.param(lambda p: KRAKEN_USD.requirement(1_000.0, p), id="tier-usd-requirement"),
     pytest.param(lambda p: DERIBIT_MM.requirement(1_000.0, p), id="linear-requirement"),
@@ -1098,7 +1189,8 @@ def test_collateral_taker_when_collateral_invalid_then_value_error(
         pytest.param(lambda: margin_ratio(math.nan, 0.1), id="ratio-equity"),
         pytest.param(lambda: margin_ratio(0.1, math.inf), id="ratio-mm"),
         pytest.param(lambda: effective_leverage(1_000.0, 100.0, math.nan), id="leverage-equity"),
-        pytest.param(lambda: liquidation_distance(100.0, math.nan), id="distance-liq-nan"),
+        pytest.param(lambda: liquidation_distance(100.0, math.nan, 1.0), id="distance-liq-nan"),
+        pytest.param(lambda: liquidation_distance(100.0, 90.0, math.nan), id="distance-size"),
     ],
 )
 def test_non_finite_argument_then_value_error(call: Callable[[], object]) -> None:

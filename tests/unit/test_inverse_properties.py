@@ -12,15 +12,19 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from scaler.adapters.paper import BYBIT_BTC_INVERSE_TIERS
 from scaler.domain.inverse import (
     LinearMargin,
+    MarginSchedule,
     MmAt,
     TierTable,
     average_entry_price,
     bankruptcy_price,
+    liquidation_distance,
     liquidation_price,
     pnl_coin,
     schedule_liquidation_price,
+    schedule_maintenance_margin_coin,
 )
 
 pytestmark = pytest.mark.unit
@@ -244,6 +248,110 @@ def test_deribit_linear_liquidation_when_solved_then_equity_equals_mm(
     equity = collateral + s * n * (1.0 / e - 1.0 / lp)
     scale = collateral + value_at_entry
     assert math.isclose(equity, value * (a + b * value), rel_tol=1e-9, abs_tol=1e-9 * scale)
+
+
+# ----------------------------------------------------------------------------------------------
+# tiered and linear schedules: equity meets maintenance at the liquidation price
+# ----------------------------------------------------------------------------------------------
+
+TIER_TABLES = {
+    "binance-new": TierTable.from_rates(
+        (0.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 400.0),
+        (0.004, 0.005, 0.01, 0.025, 0.05, 0.10, 0.125, 0.15),
+    ),
+    "binance-old": TierTable.from_rates(
+        (0.0, 10.0, 20.0, 30.0, 50.0, 100.0, 200.0, 400.0, 1000.0),
+        (0.004, 0.005, 0.01, 0.025, 0.05, 0.10, 0.125, 0.15, 0.25),
+    ),
+    "default": TierTable.from_rates(
+        (0.0, 150.0, 300.0, 450.0, 600.0), (0.005, 0.01, 0.015, 0.02, 0.025)
+    ),
+    "bybit": BYBIT_BTC_INVERSE_TIERS,
+}
+tier_tables = st.sampled_from(sorted(TIER_TABLES)).map(TIER_TABLES.__getitem__)
+floor_offsets = st.sampled_from([0.0, 1e-15, -1e-15, 1e-12, -1e-12]) | st.floats(-0.02, 0.02)
+
+
+def _headroom(
+    size_usd: float, entry: float, collateral: float, schedule: MarginSchedule, p: float
+) -> float:
+    """Equity minus maintenance margin at price ``p``."""
+    equity = collateral + size_usd * (1.0 / entry - 1.0 / p)
+    return equity - schedule_maintenance_margin_coin(schedule, size_usd, p)
+
+
+@st.composite
+def floor_crossings(draw: st.DrawFn) -> tuple[TierTable, float, float, float, float]:
+    """(table, signed N, E, C, LP): C puts the liquidation at ``floor·(1 + δ)`` BTC of value.
+
+    ``δ`` is 0, a rounding error either side, or up to 2 % either side of one of the table's
+    floors; C solves ``C + s·N·(1/E − 1/LP) = MM(LP)`` with ``E`` on the safe side of ``LP``.
+    """
+    table = draw(tier_tables)
+    floor = table.tiers[draw(st.integers(1, len(table.tiers) - 1))].floor
+    lp, s = draw(prices), draw(sides)
+    n = floor * (1.0 + draw(floor_offsets)) * lp
+    move = draw(st.floats(min_value=0.01, max_value=0.9))
+    entry = lp / (1.0 - move) if s > 0 else lp / (1.0 + move)
+    collateral = schedule_maintenance_margin_coin(table, n, lp) - s * n * (1.0 / entry - 1.0 / lp)
+    return table, s * n, entry, collateral, lp
+
+
+@settings(deadline=None, max_examples=2_000)
+@given(case=floor_crossings())
+def test_schedule_liquidation_when_near_or_on_a_tier_floor_then_equity_meets_margin_there(
+    case: tuple[TierTable, float, float, float, float],
+) -> None:
+    """On both sides of every floor and exactly on it, LP is found and equity = MM there.
+
+    The margin is continuous across a floor (the deductions are derived), so equity minus
+    margin has a single zero: above it on the safe side of LP, below it on the other.
+    """
+    table, size, entry, collateral, expected = case
+    lp = schedule_liquidation_price(size, entry, collateral, table)
+    assert lp is not None
+    assert math.isclose(lp, expected, rel_tol=1e-9)
+    scale = collateral + abs(size) / entry
+    assert math.isclose(_headroom(size, entry, collateral, table, lp), 0.0, abs_tol=1e-9 * scale)
+    safe = lp * (1.0 + 1e-6) if size > 0 else lp * (1.0 - 1e-6)
+    adverse = lp * (1.0 - 1e-6) if size > 0 else lp * (1.0 + 1e-6)
+    assert _headroom(size, entry, collateral, table, safe) > 0.0
+    assert _headroom(size, entry, collateral, table, adverse) < 0.0
+    assert liquidation_distance(entry, lp, size) > 0.0
+
+
+schedules = tier_tables | st.builds(
+    LinearMargin,
+    base_mmr=st.floats(min_value=0.0, max_value=0.1),
+    mmr_per_coin=st.floats(min_value=0.0, max_value=0.001),
+)
+
+
+@RELAXED
+@given(
+    schedule=schedules,
+    n=sizes,
+    e=prices,
+    s=sides,
+    lev=st.floats(min_value=0.5, max_value=1_000.0),
+)
+def test_schedule_liquidation_when_any_collateral_then_equity_meets_margin_or_never_liquidated(
+    schedule: MarginSchedule, n: float, e: float, s: float, lev: float
+) -> None:
+    """Equity equals maintenance at LP; None only for a short with C >= N/E; distance 0 at
+    entry exactly when the position is already below maintenance there."""
+    collateral = n / (e * lev)
+    lp = schedule_liquidation_price(s * n, e, collateral, schedule)
+    if lp is None:
+        assert s < 0
+        assert collateral >= n / e
+        return
+    scale = collateral + n / e + n / lp * 1e-6
+    headroom = _headroom(s * n, e, collateral, schedule, lp)
+    assert math.isclose(headroom, 0.0, abs_tol=1e-9 * scale)
+    at_entry = _headroom(s * n, e, collateral, schedule, e)
+    assume(abs(at_entry) > 1e-6 * scale)
+    assert (liquidation_distance(e, lp, s * n) == 0.0) == (at_entry < 0.0)
 
 
 # ----------------------------------------------------------------------------------------------

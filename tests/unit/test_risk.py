@@ -28,7 +28,11 @@ from scaler.domain.risk import (
     override_funding,
     resume,
 )
-from scaler.domain.risk_rules import largest_safe_lots, target_liquidation_distance
+from scaler.domain.risk_rules import (
+    largest_safe_lots,
+    liquidation_floor_rule,
+    target_liquidation_distance,
+)
 from scaler.domain.types import (
     NS_PER_S,
     AccountSnapshot,
@@ -900,6 +904,48 @@ def test_largest_safe_lots_when_schedule_not_flat_then_largest_safe_whole_lot(
     safe = target_liquidation_distance(side * lots * lot, mark, equity, schedule)
     unsafe = target_liquidation_distance(side * (lots + 1) * lot, mark, equity, schedule)
     assert safe >= floor > unsafe
+
+
+BINANCE_COINM = TierTable.from_rates(
+    [0.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 400.0],
+    [0.004, 0.005, 0.01, 0.025, 0.05, 0.10, 0.125, 0.15],
+)
+
+
+def test_liquidation_floor_when_lp_lands_on_a_tier_floor_then_distance_measured_and_shrunk() -> (
+    None
+):
+    """A liquidation price on a tier floor is a real distance (here 40 %), never "no LP".
+
+    3,000,000 USD long at 50,000 (60 BTC) with 43.395 BTC: at 30,000 the value is 100 BTC, the
+    floor of Binance's 10 % tier, where MM = 100·0.10 − 6.605 = 3.395 = equity 43.395 + 60 − 100.
+    Distance (50,000 − 30,000) / 50,000 = 0.4, below a 0.5 floor: the target is shrunk.
+    """
+    equity = 3.395 - 3_000_000.0 * (1.0 / 50_000.0 - 1.0 / 30_000.0)
+    distance = target_liquidation_distance(3_000_000.0, 50_000.0, equity, BINANCE_COINM)
+    assert distance == pytest.approx(0.4, rel=1e-9)
+    limits = RiskLimits(max_leverage=math.inf, min_liquidation_distance=0.5)
+    after, action = liquidation_floor_rule(
+        3_000_000.0, 50_000.0, equity, BINANCE_COINM, LOT, limits
+    )
+    assert action is not None
+    assert action.reason is Reason.LIQUIDATION_DISTANCE
+    assert 0.0 < after < 3_000_000.0
+
+
+def test_target_liquidation_distance_when_short_below_maintenance_everywhere_then_zero() -> None:
+    """A Deribit short whose margin exceeds its equity at every linear-rate price is unsafe.
+
+    1,000,000,000 USD short at 100,000 (10,000 BTC) on 1,000 BTC: rate 1 % + 0.005 %·10,000 =
+    51 %, MM 5,100 BTC > 1,000 BTC, and ``−9,000 + 0.99·V − 0.00005·V²`` has no real root
+    (0.9801 < 1.8). Distance 0, and the floor rule takes the target down.
+    """
+    deribit = LinearMargin(base_mmr=0.01, mmr_per_coin=0.00005)
+    assert target_liquidation_distance(-1e9, 100_000.0, 1_000.0, deribit) == 0.0
+    limits = RiskLimits(max_leverage=math.inf, min_liquidation_distance=0.15)
+    after, action = liquidation_floor_rule(-1e9, 100_000.0, 1_000.0, deribit, LOT, limits)
+    assert action is not None
+    assert -1e9 < after <= 0.0
 
 
 # --- rule 8: spread guard ----------------------------------------------------------------------

@@ -74,7 +74,7 @@ class FundingPredictorConfig:
     """
 
     interval_s: float = 28_800.0
-    half_life_intervals: float = 3.0
+    half_life_intervals: float = 2.0
     venue_weight: float = 0.0
     max_abs_rate: float = 0.05
 
@@ -245,7 +245,12 @@ def observe(
 
 
 def predict(state: FundingPredictorState, config: FundingPredictorConfig) -> float | None:
-    """The predicted rate for the next configured interval, or ``None`` when nothing is known."""
+    """The predicted rate per configured interval, or ``None`` when nothing is known.
+
+    The size formula holds its position for many intervals, so the default half-life is the one
+    that best forecasts the mean rate of the next 24 h on the recorded histories, not the next
+    settlement (``docs/funding.md``, ``scaler funding-forecast``).
+    """
     ema, venue, weight = state.ema_rate, state.venue_predicted_rate, config.venue_weight
     if ema is not None and venue is not None and weight > 0.0:
         blended = (1.0 - weight) * ema + weight * venue

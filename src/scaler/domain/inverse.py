@@ -226,13 +226,21 @@ def effective_leverage(size_usd: float, price: float, equity_coin: float) -> flo
     return value / equity_coin if equity_coin > 0.0 else math.inf
 
 
-def liquidation_distance(mark_price: float, liq_price: float | None) -> float:
-    """``|mark − LP| / mark``: how far the mark may move before liquidation; ``inf`` with no LP."""
+def liquidation_distance(mark_price: float, liq_price: float | None, size_usd: float) -> float:
+    """How far the mark may move against the position before liquidation, over the mark.
+
+    Long ``(mark − LP) / mark``, short ``(LP − mark) / mark``. A mark already at or past the
+    liquidation price (a long's LP at or above it, a short's at or below it: the position is at
+    or below maintenance) gives 0, never a distance; ``inf`` for a flat position and with no
+    liquidation price (a short that can never be liquidated).
+    """
     _require_price("mark_price", mark_price)
-    if liq_price is None:
+    require_finite("size_usd", size_usd)
+    if liq_price is None or size_usd == 0.0:
         return math.inf
     _require_price("liq_price", liq_price)
-    return abs(mark_price - liq_price) / mark_price
+    room = mark_price - liq_price if size_usd > 0.0 else liq_price - mark_price
+    return max(0.0, room) / mark_price
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +296,8 @@ class TierTable:
                 raise ValueError("tier floors and rates must increase")
         for tier in self.tiers:
             _require_rate("tier mmr", tier.mmr)
+            if not math.isfinite(tier.deduction) or tier.deduction < 0.0:
+                raise ValueError(f"tier deduction must be finite and >= 0, got {tier.deduction!r}")
 
     @classmethod
     def from_rates(
@@ -325,13 +335,23 @@ class TierTable:
         amount = (
             position_value_coin(size_usd, price) if self.basis is TierBasis.COIN else abs(size_usd)
         )
-        index = 0
-        for i, tier in enumerate(self.tiers):
-            if amount >= tier.floor:
-                index = i
+        index = _tier_index(self.tiers, amount)
         tier = self.tiers[index]
         deduction_coin = tier.deduction if self.basis is TierBasis.COIN else tier.deduction / price
         return MarginRequirement(tier.mmr, deduction_coin, index, tier.max_leverage)
+
+
+def _tier_index(tiers: tuple[RiskTier, ...], amount: float) -> int:
+    """The last tier whose floor is at or below ``amount`` (a floor belongs to its own tier)."""
+    index = 0
+    for i, tier in enumerate(tiers):
+        if amount >= tier.floor:
+            index = i
+    return index
+
+
+LINEAR_MMR_CAP = 0.999999
+"""A linear maintenance rate stops just below 100 % (a rate must stay below 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,9 +370,9 @@ class LinearMargin:
             raise ValueError("mmr_per_coin must be finite and >= 0")
 
     def requirement(self, size_usd: float, price: float) -> MarginRequirement:
-        """The rate for this position's coin value, capped just below 100 %."""
+        """The rate for this position's coin value, capped at :data:`LINEAR_MMR_CAP`."""
         rate = self.base_mmr + self.mmr_per_coin * position_value_coin(size_usd, price)
-        return MarginRequirement(min(rate, 0.999999), 0.0, 0, None)
+        return MarginRequirement(min(rate, LINEAR_MMR_CAP), 0.0, 0, None)
 
 
 MarginSchedule = TierTable | LinearMargin
@@ -369,63 +389,147 @@ def schedule_maintenance_margin_coin(
 def schedule_liquidation_price(
     size_usd: float, entry_price: float, collateral_coin: float, schedule: MarginSchedule
 ) -> float | None:
-    """Liquidation price with maintenance evaluated at the liquidation price under a schedule.
+    """Price at which equity meets maintenance margin under a schedule, or ``None`` if never.
 
-    Tier tables: the tier is found at the liquidation price, not at entry (Binance's FAQ: "you must
-    substitute other margin levels' MMR and maintenance amount to recalculate"); every tier is
-    tried and the one whose answer lands in its own tier is returned. Linear margin: solved as a
-    quadratic in ``x = 1/LP`` (``reference/inverse-contracts.md`` section 4.7).
+    Maintenance is evaluated at the liquidation price, not at entry (Binance's FAQ: "you must
+    substitute other margin levels' MMR and maintenance amount to recalculate"). With ``V = N/P``
+    the coin value, equity is ``M + s·(N/E − V)`` and, on each piece of the schedule (a tier,
+    or Deribit's linear rate and its cap), maintenance is ``V·(m + b·V) − c``; the crossing is
+    solved in closed form on each piece in turn, and a crossing that rounding puts a hair
+    outside its piece is clamped to the piece's edge, so a price landing exactly on a tier's
+    floor is found (``reference/inverse-contracts.md`` sections 3.2, 4.2 and 4.7).
+
+    A long is liquidated at the highest price with equity at or below maintenance; a short
+    safe at entry at the lowest price above entry with equity at or below it (``None`` when
+    there is none: a fully collateralised short). A short already below maintenance at entry
+    gets the price at or below entry under which it would recover, so the liquidation price is
+    on the wrong side of the entry, as a long's is when it is already below maintenance:
+    :func:`liquidation_distance` reads both as 0, never as "no liquidation".
     """
     _check_liquidation_inputs(size_usd, entry_price, collateral_coin)
     if size_usd == 0.0:
         return None
-    if isinstance(schedule, LinearMargin):
-        return _linear_liquidation_price(size_usd, entry_price, collateral_coin, schedule)
-    candidates: list[float] = []
-    for tier in schedule.tiers:
-        probe_price = entry_price
-        deduction_coin = tier.deduction
-        if schedule.basis is TierBasis.USD:
-            # A USD deduction is a coin amount that depends on the price; both the tier and the
-            # price are fixed in this branch, so iterate the price to a fixed point.
-            for _ in range(50):
-                deduction_coin = tier.deduction / probe_price
-                lp = liquidation_price(
-                    size_usd, entry_price, collateral_coin, tier.mmr, deduction_coin
-                )
-                if lp is None or abs(lp - probe_price) <= 1e-12 * probe_price:
-                    break
-                probe_price = lp
-        lp = liquidation_price(size_usd, entry_price, collateral_coin, tier.mmr, deduction_coin)
-        if lp is None:
-            continue
-        if schedule.requirement(size_usd, lp).mmr == tier.mmr:
-            candidates.append(lp)
-    if not candidates:
-        return None
-    # A long is liquidated at the highest candidate it reaches first, a short at the lowest.
-    return max(candidates) if size_usd > 0 else min(candidates)
-
-
-def _linear_liquidation_price(
-    size_usd: float, entry_price: float, collateral_coin: float, schedule: LinearMargin
-) -> float | None:
     n = abs(size_usd)
-    a, b = schedule.base_mmr, schedule.mmr_per_coin
-    if b == 0.0:
-        return liquidation_price(size_usd, entry_price, collateral_coin, a)
-    quad = b * n * n
+    value_at_entry = n / entry_price
+    pieces = _margin_pieces(schedule, n)
     if size_usd > 0:
-        # b·N²·x² + N(1+a)·x − K = 0 with K = C + N/E > 0; the positive root, written in the
-        # cancellation-free form 2K / (B + √(B² + 4AK)).
-        lin, const = n * (1.0 + a), collateral_coin + n / entry_price
-        x = 2.0 * const / (lin + math.sqrt(lin * lin + 4.0 * quad * const))
-    else:
-        # b·N²·x² − N(1−a)·x + K = 0 with K = N/E − C; equity falls as x = 1/P falls, so the
-        # smaller root 2K / (B + √(B² − 4AK)); K <= 0 means the short is fully collateralised.
-        lin, const = n * (1.0 - a), n / entry_price - collateral_coin
-        disc = lin * lin - 4.0 * quad * const
+        return n / _long_liquidation_value(pieces, collateral_coin + value_at_entry)
+    value = _short_liquidation_value(pieces, collateral_coin - value_at_entry, value_at_entry)
+    return None if value is None else n / value
+
+
+_Piece = tuple[float, float, float, float, float]
+"""``(lo, hi, m, b, c)``: maintenance ``V·(m + b·V) − c`` for a coin value ``lo <= V < hi``."""
+
+
+def _margin_pieces(schedule: MarginSchedule, notional_usd: float) -> list[_Piece]:
+    """The schedule as pieces in ascending coin value, covering ``[0, inf)``.
+
+    A USD-basis table has one tier for the position (its notional does not move with the price),
+    and its USD deduction ``D`` is ``D/P = V·D/N`` coin: a flat rate ``m − D/N``.
+    """
+    if isinstance(schedule, LinearMargin):
+        a, b = schedule.base_mmr, schedule.mmr_per_coin
+        capped_from = (LINEAR_MMR_CAP - a) / b if b > 0.0 else math.inf
+        linear: list[_Piece] = [(0.0, capped_from, a, b, 0.0)] if capped_from > 0.0 else []
+        if capped_from < math.inf:
+            linear.append((max(capped_from, 0.0), math.inf, LINEAR_MMR_CAP, 0.0, 0.0))
+        return linear
+    tiers = schedule.tiers
+    if schedule.basis is TierBasis.USD:
+        tier = tiers[_tier_index(tiers, notional_usd)]
+        return [(0.0, math.inf, max(0.0, tier.mmr - tier.deduction / notional_usd), 0.0, 0.0)]
+    pieces: list[_Piece] = []
+    for i, tier in enumerate(tiers):
+        hi = tiers[i + 1].floor if i + 1 < len(tiers) else math.inf
+        m, c = tier.mmr, tier.deduction
+        # maintenance_margin_coin floors V·m − c at 0: below V = c/m the tier charges nothing.
+        zero_below = c / m if m > 0.0 else (math.inf if c > 0.0 else 0.0)
+        if zero_below > tier.floor:
+            pieces.append((tier.floor, min(zero_below, hi), 0.0, 0.0, 0.0))
+        if zero_below < hi:
+            pieces.append((max(zero_below, tier.floor), hi, m, 0.0, c))
+    return pieces
+
+
+def _margin_at(piece: _Piece, value: float) -> float:
+    _, _, m, b, c = piece
+    return value * (m + b * value) - c
+
+
+def _long_liquidation_value(pieces: list[_Piece], equity_at_zero: float) -> float:
+    """Smallest coin value ``V`` with equity ``k − V`` at or below the margin (``k = M + N/E``).
+
+    Equity falls and the margin rises with ``V``, so the first piece where they meet holds the
+    answer: at its start when the margin is already there (a floor), else the positive root of
+    ``b·V² + (1 + m)·V − (k + c) = 0``, written without cancellation.
+    """
+    k = equity_at_zero
+    for piece in pieces:
+        lo, hi, m, b, c = piece
+        if lo > 0.0 and k - lo <= _margin_at(piece, lo):
+            return lo
+        kc, slope = k + c, 1.0 + m
+        value = 2.0 * kc / (slope + math.sqrt(slope * slope + 4.0 * b * kc))
+        if value < hi:
+            return max(value, lo)
+    raise AssertionError("the last margin piece is unbounded, so a long always meets it")
+
+
+def _short_liquidation_value(
+    pieces: list[_Piece], equity_at_zero: float, value_at_entry: float
+) -> float | None:
+    """Coin value at which a short's equity ``k + V`` (``k = M − N/E``) meets the margin.
+
+    Safe at entry: the largest ``V`` below entry's with equity at or below the margin (the price
+    rising from entry meets it first), ``None`` when there is none. Already below at entry: the
+    smallest ``V`` above entry's where equity gets back above the margin.
+    """
+    k, v_e = equity_at_zero, value_at_entry
+    entry_piece = pieces[-1]
+    for piece in pieces:
+        if v_e < piece[1]:
+            entry_piece = piece
+            break
+    if k + v_e > _margin_at(entry_piece, v_e):
+        value = _short_value_below(pieces, k, v_e)
+        return value if value is not None and value > 0.0 else None
+    return _short_recovery_value(pieces, k, v_e)
+
+
+def _short_value_below(pieces: list[_Piece], k: float, v_e: float) -> float | None:
+    for piece in reversed(pieces):
+        lo, hi, m, b, c = piece
+        if lo >= v_e:
+            continue
+        top = min(hi, v_e)
+        if k + top <= _margin_at(piece, top):
+            return top  # the margin steps up across this floor
+        if k + lo <= _margin_at(piece, lo):
+            # Equity minus margin, kc + (1 − m)·V − b·V², rises through 0 inside the piece: the
+            # smaller root of b·V² − (1 − m)·V − kc = 0, written without cancellation.
+            kc, slope = k + c, 1.0 - m
+            root = math.sqrt(max(0.0, slope * slope + 4.0 * b * kc))
+            return min(max(-2.0 * kc / (slope + root), lo), top)
+    return None
+
+
+def _short_recovery_value(pieces: list[_Piece], k: float, v_e: float) -> float:
+    for piece in pieces:
+        lo, hi, m, b, c = piece
+        if hi <= v_e:
+            continue
+        bottom = max(lo, v_e)
+        if k + bottom > _margin_at(piece, bottom):
+            return bottom  # the margin steps down across this floor
+        kc, slope = k + c, 1.0 - m
+        disc = slope * slope + 4.0 * b * kc
         if disc < 0.0:
-            return None
-        x = 2.0 * const / (lin + math.sqrt(disc))
-    return 1.0 / x if x > 0.0 else None
+            continue  # below the margin across the whole piece
+        root = math.sqrt(disc)
+        if b > 0.0 and (slope + root) / (2.0 * b) <= bottom:
+            continue  # past the larger root, the margin grows faster than equity
+        value = -2.0 * kc / (slope + root)
+        if value < hi:
+            return max(value, bottom)
+    raise AssertionError("the last margin piece is linear, so a short always gets back above it")

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from scaler.domain.inverse import (
+    LINEAR_MMR_CAP,
     LinearMargin,
     MarginSchedule,
     liquidation_distance,
@@ -252,7 +253,7 @@ def max_mmr(schedule: MarginSchedule, value_coin: float) -> float:
     Deductions are never negative, so ``MM <= value x max_mmr`` under every tier.
     """
     if isinstance(schedule, LinearMargin):
-        return min(schedule.base_mmr + schedule.mmr_per_coin * value_coin, 0.999999)
+        return min(schedule.base_mmr + schedule.mmr_per_coin * value_coin, LINEAR_MMR_CAP)
     return schedule.tiers[-1].mmr
 
 
@@ -310,23 +311,20 @@ def _leverage_detail(size_usd: float, mark: float, equity_coin: float, limits: R
 def target_liquidation_distance(
     target_usd: float, mark_price: float, equity_coin: float, schedule: MarginSchedule
 ) -> float:
-    """``|mark − LP| / mark`` of ``target`` held with all equity as collateral, entry at the mark.
+    """Liquidation distance of ``target`` held with all equity as collateral, entry at the mark.
 
     Equity already contains the unrealised PnL of the current position, so revaluing the whole
     target at the mark with the equity as collateral is exact. Below ``DUST_USD`` a size is
     float residue, treated as flat (the liquidation maths underflows on it). Distance 0 with no
-    equity, and when the liquidation price is already on the wrong side of the mark (a long
-    whose LP is at or above it: margin short at the mark itself), which ``|mark − LP|`` alone
-    would miss.
+    equity, and when the target would be at or below maintenance at the mark itself (its
+    liquidation price on the wrong side of the mark, :func:`liquidation_distance`).
     """
     if abs(target_usd) < DUST_USD:
         return math.inf
     if equity_coin <= 0.0:
         return 0.0
     lp = schedule_liquidation_price(target_usd, mark_price, equity_coin, schedule)
-    if lp is not None and (lp >= mark_price if target_usd > 0.0 else lp <= mark_price):
-        return 0.0
-    return liquidation_distance(mark_price, lp)
+    return liquidation_distance(mark_price, lp, target_usd)
 
 
 def surely_far_from_liquidation(

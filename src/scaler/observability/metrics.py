@@ -270,7 +270,15 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
             "funding_rate_observed_ratio", "Last observed funding rate per interval."
         ),
         "funding_predicted": _gauge(
-            "funding_rate_predicted_ratio", "Predicted funding rate for the next interval."
+            "funding_rate_predicted_ratio",
+            "Predicted funding rate per interval: the blend the size formula uses.",
+        ),
+        "funding_ema": _gauge(
+            "funding_rate_ema_ratio", "EMA of observed funding rates per interval (unclamped)."
+        ),
+        "funding_venue": _gauge(
+            "funding_rate_venue_predicted_ratio",
+            "The venue's published funding forecast per interval (NaN when it publishes none).",
         ),
         "target": _gauge("target_position_usd", "Target from the size formula, signed USD."),
         "recommended": _gauge(
@@ -293,7 +301,8 @@ def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
             "liquidation_price_usd", "Estimated liquidation price (NaN when none)."
         ),
         "liq_distance": _gauge(
-            "liquidation_distance_ratio", "|mark - liquidation| / mark (+Inf when none)."
+            "liquidation_distance_ratio",
+            "Adverse move to liquidation over the mark (0 below maintenance, +Inf when none).",
         ),
         "liq_floor": _gauge(
             "liquidation_distance_floor_ratio",
@@ -342,6 +351,7 @@ def _add_instrument(
         ("index", record.index_price),
         ("funding_observed", record.funding_observed),
         ("funding_predicted", record.funding_predicted),
+        ("funding_ema", record.funding_ema),
         ("target", record.target_usd),
         ("recommended", record.recommended_usd),
         ("actual", record.actual_usd),
@@ -352,8 +362,9 @@ def _add_instrument(
     ):
         if value is not None:
             families[name].add_metric(labels, value)
-    liq_price = record.liquidation_price
+    liq_price, venue_rate = record.liquidation_price, record.funding_venue_predicted
     families["liq_price"].add_metric(labels, math.nan if liq_price is None else liq_price)
+    families["funding_venue"].add_metric(labels, math.nan if venue_rate is None else venue_rate)
     families["deviation"].add_metric(labels, deviation_ratio(record, instrument.lot_size_usd))
     for feed, age in record.feed_age_s.items():
         if age is not None:

@@ -21,6 +21,7 @@ class DecisionRecord:
     index_price: float | None
     funding_observed: float | None
     funding_predicted: float | None
+    """The blend of ``funding_ema`` and ``funding_venue_predicted``, clamped: what sizing uses."""
     target_usd: float
     """What the size formula asked for."""
     recommended_usd: float
@@ -38,6 +39,10 @@ class DecisionRecord:
     details: tuple[str, ...]
     latency_s: float | None
     feed_age_s: dict[str, float | None]
+    funding_ema: float | None = None
+    """The EMA of observed rates (per configured interval, unclamped): one input of the blend."""
+    funding_venue_predicted: float | None = None
+    """The venue's published forecast (per configured interval), where it publishes one."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +55,8 @@ class DecisionRecord:
             "index_price": self.index_price,
             "funding_observed": self.funding_observed,
             "funding_predicted": self.funding_predicted,
+            "funding_ema": self.funding_ema,
+            "funding_venue_predicted": self.funding_venue_predicted,
             "target_usd": self.target_usd,
             "recommended_usd": self.recommended_usd,
             "actual_usd": self.actual_usd,

@@ -204,7 +204,9 @@ def _baseline_record(
         margin_ratio=inverse.margin_ratio(equity, mm_coin),
         effective_leverage=inverse.effective_leverage(position, mark, equity),
         liquidation_price=account.liquidation_price,
-        liquidation_distance=inverse.liquidation_distance(mark, account.liquidation_price),
+        liquidation_distance=inverse.liquidation_distance(
+            mark, account.liquidation_price, position
+        ),
         reasons=(),
         rules=(),
         details=(),

@@ -45,7 +45,7 @@ def build_record(
                 max(0.0, account.wallet_balance_coin),
                 runtime.spec.schedule,
             )
-        liq_distance = inverse.liquidation_distance(market.mark_price, liq_price)
+        liq_distance = inverse.liquidation_distance(market.mark_price, liq_price, position)
     return DecisionRecord(
         key=runtime.spec.key,
         ts_ns=now_ns,
@@ -68,6 +68,8 @@ def build_record(
         details=tuple(a.detail for a in decision.actions),
         latency_s=None,
         feed_age_s=_feed_ages(runtime, now_ns),
+        funding_ema=prediction.ema_rate,
+        funding_venue_predicted=prediction.venue_predicted_rate,
     )
 
 
