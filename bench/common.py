@@ -33,9 +33,9 @@ from scaler.adapters.paper.instrument import PaperInstrument
 from scaler.app import engine_config, margin_schedule
 from scaler.config import Settings
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import InstrumentKey, MarketSnapshot
 from scaler.service.engine import Engine, EngineConfig, InstrumentSpec
-from scaler.service.records import DecisionRecord
 
 DATA_ENV = "SCALER_SHARED_DATA"
 YEAR_2021 = Path("ohlcv") / "bitmex_xbtusd_1m_2021-01-01_2021-12-31.csv.gz"
