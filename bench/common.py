@@ -44,7 +44,7 @@ DESIGN_REPLAY_TICKS_PER_S = 450_000.0
 DESIGN_RSS_MB = 150.0
 DESIGN_CPU_SHARE = 0.25
 UNLIMITED_ORDERS_PER_S = 1e9
-"""The executor's throttle counts wall-clock seconds; replays run far ahead of the wall."""
+"""The order-rate cap waits on the simulated clock, which the drivers move only between ticks."""
 
 
 # ------------------------------------------------------------------------------ environment

@@ -414,9 +414,11 @@ async def check_connection(settings: Settings) -> int:
 # --- scaler replay ---------------------------------------------------------------------------
 
 REPLAY_MAX_ORDERS_PER_S = 1_000_000.0
-"""The executor's order-rate throttle counts wall-clock seconds, which a replay compresses a
-thousandfold; the planner sends at most one order per decision and recorded ticks are 15
-simulated seconds apart, so the configured cap could never bind in simulated time anyway."""
+"""The replay lifts the order-rate cap. The cap waits on the simulated clock, which the replay
+moves only between ticks, so a cap that bound would wait for ever; it cannot bind at sane
+settings anyway: the planner sends at most one order per decision and recorded ticks are 15
+simulated seconds apart (the crash and calm windows give byte-identical reports with the
+configured 5/s, 1/s or 0.5/s)."""
 REPLAY_POLICY = "configured"
 
 
