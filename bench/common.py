@@ -33,9 +33,9 @@ from scaler.adapters.paper.instrument import PaperInstrument
 from scaler.app import engine_config, margin_schedule
 from scaler.config import Settings
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import InstrumentKey, MarketSnapshot
 from scaler.service.engine import Engine, EngineConfig, InstrumentSpec
-from scaler.service.records import DecisionRecord
 
 DATA_ENV = "SCALER_SHARED_DATA"
 YEAR_2021 = Path("ohlcv") / "bitmex_xbtusd_1m_2021-01-01_2021-12-31.csv.gz"
@@ -44,7 +44,7 @@ DESIGN_REPLAY_TICKS_PER_S = 450_000.0
 DESIGN_RSS_MB = 150.0
 DESIGN_CPU_SHARE = 0.25
 UNLIMITED_ORDERS_PER_S = 1e9
-"""The executor's throttle counts wall-clock seconds; replays run far ahead of the wall."""
+"""The order-rate cap waits on the simulated clock, which the drivers move only between ticks."""
 
 
 # ------------------------------------------------------------------------------ environment

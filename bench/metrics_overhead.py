@@ -46,13 +46,13 @@ from scaler.app import engine_config, margin_schedule
 from scaler.clock import ManualClock
 from scaler.config import Settings
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import NS_PER_S, InstrumentKey, MarketSnapshot
 from scaler.observability.logging import redact_secrets
 from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
 from scaler.ports import Telemetry
 from scaler.service.engine import Engine, InstrumentSpec
-from scaler.service.records import DecisionRecord
 
 START_NS = 1_700_000_000 * NS_PER_S
 SEED = 7

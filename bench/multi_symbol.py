@@ -52,13 +52,13 @@ from scaler.adapters.paper.venue import PaperVenue
 from scaler.clock import WallClock
 from scaler.config import Settings
 from scaler.domain.orders import Fill, OrderRequest, OrderSide, OrderType, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.sizing import Side, round_to_lots
 from scaler.domain.types import NS_PER_S, AccountSnapshot, InstrumentKey, MarketSnapshot
 from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
 from scaler.ports import MarketFeed
 from scaler.service.engine import Engine
-from scaler.service.records import DecisionRecord
 
 SYMBOLS = 50
 TICKS_PER_S = 20.0

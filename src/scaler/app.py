@@ -27,7 +27,7 @@ from scaler.adapters.paper.instrument import PaperInstrument
 from scaler.adapters.paper.replay import ReplayParams, ReplayStats, replay_snapshots
 from scaler.adapters.paper.venue import PaperVenue
 from scaler.clock import ManualClock, WallClock
-from scaler.config import FeedKind, Settings, Venue, redacted
+from scaler.config import TOKEN_MIN_CHARS, FeedKind, Settings, Venue, redacted
 from scaler.domain.funding import FundingPredictorConfig
 from scaler.domain.inverse import TierTable
 from scaler.domain.planning import ExecutionStyle, PlanningConfig
@@ -40,6 +40,7 @@ from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
 from scaler.ports import Broker, Clock, Journal, MarketFeed
 from scaler.service.engine import Engine, EngineConfig, InstrumentSpec
+from scaler.service.listener import ListenerLimits
 from scaler.service.replay import (
     ConstantLeveragePolicy,
     EnginePolicy,
@@ -109,7 +110,7 @@ def control_token(settings: Settings) -> str:
     path = settings.state_dir / TOKEN_FILE
     if path.is_file():
         token = path.read_text().strip()
-        if len(token) >= 16:
+        if len(token) >= TOKEN_MIN_CHARS:
             return token
         path.unlink()  # empty or truncated: never accept a guessable token
     token = secrets.token_urlsafe(32)
@@ -329,6 +330,11 @@ def _service(
         registry=metrics.registry,
         override_max_s=settings.risk.override_max_s,
         shutdown_deadline_s=settings.execution.shutdown_deadline_s,
+        clock=clock,
+        api_limits=ListenerLimits(settings.api.max_connections, settings.api.header_timeout_s),
+        metrics_limits=ListenerLimits(
+            settings.metrics.max_connections, settings.metrics.header_timeout_s
+        ),
         closers=closers,
     )
 
@@ -408,9 +414,11 @@ async def check_connection(settings: Settings) -> int:
 # --- scaler replay ---------------------------------------------------------------------------
 
 REPLAY_MAX_ORDERS_PER_S = 1_000_000.0
-"""The executor's order-rate throttle counts wall-clock seconds, which a replay compresses a
-thousandfold; the planner sends at most one order per decision and recorded ticks are 15
-simulated seconds apart, so the configured cap could never bind in simulated time anyway."""
+"""The replay lifts the order-rate cap. The cap waits on the simulated clock, which the replay
+moves only between ticks, so a cap that bound would wait for ever; it cannot bind at sane
+settings anyway: the planner sends at most one order per decision and recorded ticks are 15
+simulated seconds apart (the crash and calm windows give byte-identical reports with the
+configured 5/s, 1/s or 0.5/s)."""
 REPLAY_POLICY = "configured"
 
 

@@ -25,8 +25,10 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -260,17 +262,47 @@ class SimSettings(Section):
         return self
 
 
+TOKEN_MIN_CHARS = 16
+"""The shortest control token accepted; the generated one is 43 characters."""
+MaxConnections = Annotated[int, Field(ge=1, le=4096)]
+HeaderTimeoutS = Annotated[float, Field(gt=0, le=3_600, allow_inf_nan=False)]
+
+
 class ApiSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8787
     token: SecretStr | None = None
     """Bearer token for mutating calls; when unset, one is generated into ``state_dir``."""
+    max_connections: MaxConnections = 32
+    """Open connections at most; beyond, the oldest idle one is closed for the new one."""
+    header_timeout_s: HeaderTimeoutS = 10.0
+    """A connection that sends no complete request head (or body) in this time is closed."""
+
+    @field_validator("token")
+    @classmethod
+    def _token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        value = token.get_secret_value()
+        if len(value) < TOKEN_MIN_CHARS:
+            raise PydanticCustomError(
+                "token_too_short",
+                "must be at least {minimum} characters (unset it to have one generated)",
+                {"minimum": TOKEN_MIN_CHARS},
+            )
+        if not all("!" <= char <= "~" for char in value):
+            raise PydanticCustomError("token_characters", "must be printable ASCII without spaces")
+        return token
 
 
 class MetricsSettings(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    max_connections: MaxConnections = 16
+    """Open connections at most; beyond, the oldest idle one is closed for the new one."""
+    header_timeout_s: HeaderTimeoutS = 10.0
+    """A connection that sends no complete request head in this time is closed."""
 
 
 class LogSettings(Section):

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from scaler.domain.inverse import MarginSchedule
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import AccountSnapshot, InstrumentKey, MarketSnapshot
-from scaler.service.records import DecisionRecord
 
 
 class Clock(Protocol):

@@ -32,6 +32,7 @@ from scaler.domain.funding import FundingPredictorConfig
 from scaler.domain.inverse import MarginSchedule
 from scaler.domain.orders import Fill, OrderRequest, OrderStatus, OrderUpdate
 from scaler.domain.planning import ExecutionStyle, PlanningConfig
+from scaler.domain.records import DecisionRecord
 from scaler.domain.risk import RiskLimits
 from scaler.domain.sizing import SizingConfig
 from scaler.domain.types import AccountSnapshot, InstrumentKey, MarketSnapshot, Mode, TradingState
@@ -39,7 +40,6 @@ from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
 from scaler.ports import Broker
 from scaler.service.engine import Engine, EngineConfig, InstrumentRuntime, InstrumentSpec
-from scaler.service.records import DecisionRecord
 from tests.support import KEY, PushFeed, eventually, snapshot
 
 LOT_USD = 10

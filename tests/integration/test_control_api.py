@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "tok-Secr3t-9f2b7c1d-do-not-echo"
 OVERRIDE_MAX_S = 3_600.0
+BODY_TIMEOUT_S = 5.0
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INSTRUMENT_FIELDS = {
     "mark_price",
@@ -61,7 +64,7 @@ class Api:
         path: str,
         *,
         json: object = None,
-        data: str | None = None,
+        data: str | bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         kwargs: dict[str, Any] = {"headers": headers or {}}
@@ -81,7 +84,7 @@ class Api:
 @pytest.fixture
 async def api(rig: Rig) -> AsyncIterator[Api]:
     """The control app around the rig's running engine."""
-    app = build_control_app(rig.engine, TOKEN, OVERRIDE_MAX_S)
+    app = build_control_app(rig.engine, TOKEN, OVERRIDE_MAX_S, body_timeout_s=BODY_TIMEOUT_S)
     async with TestClient(TestServer(app)) as client:
         yield Api(client)
 
@@ -251,3 +254,156 @@ async def test_override_when_duration_is_the_max_then_accepted(api: Api, rig: Ri
     )
     assert status == 200
     assert body == {"override_until_ns": now + int(OVERRIDE_MAX_S * NS_PER_S)}
+
+
+# ------------------------------------------------------------------ strict bodies
+
+
+def _nothing_applied(rig: Rig) -> None:
+    assert rig.engine.mode is Mode.AUTO
+    assert rig.journal.load_state("mode") is None
+    assert not rig.runtime.risk.halted
+    assert rig.runtime.risk.override_until_ns is None
+
+
+UNREADABLE_BODIES: dict[str, tuple[bytes, str]] = {
+    "not-json": (b"not json", "body is not JSON"),
+    "array": (b"[60]", "must be a JSON object, not an array"),
+    "string": (b'"60"', "must be a JSON object, not a string"),
+    "number": (b"60", "must be a JSON object, not a number"),
+    "null": (b"null", "must be a JSON object, not null"),
+    "not-utf8": (b"\xff\xfe", "not UTF-8"),
+    "latin1-in-object": (b'{"duration_s": 60, "note": "\xe9"}', "not UTF-8"),
+    "trailing-garbage": (b'{"duration_s": 60} x', "body is not JSON"),
+    "nan-literal": (b'{"duration_s": NaN}', "NaN is not a JSON number"),
+    "duplicate-key": (b'{"duration_s": 60, "duration_s": 3000}', "'duration_s' appears twice"),
+    "deeply-nested": (b"[" * 100_000, "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE_BODIES))
+@pytest.mark.parametrize("path", ["/override", "/mode", "/halt", "/resume"])
+async def test_post_when_body_unreadable_then_400_naming_the_problem_and_nothing_applied(
+    api: Api, rig: Rig, path: str, case: str
+) -> None:
+    """A body that is not a UTF-8 JSON object is a 400 saying why, never the defaults."""
+    await rig.push()
+    raw, problem = UNREADABLE_BODIES[case]
+
+    status, body = await api.call("POST", path, data=raw, headers=AUTH)
+
+    assert status == 400
+    assert problem in body["error"]
+    _nothing_applied(rig)
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "problem"),
+    [
+        ("/override", {"duration": 60}, "unknown key 'duration'"),
+        ("/override", {"duration_s": 60, "force": True}, "unknown key 'force'"),
+        ("/mode", {"mode": "recommend", "until": 5}, "unknown key 'until'"),
+        ("/halt", {"reason": "manual"}, "unknown key 'reason'"),
+        ("/resume", {"now": True}, "unknown key 'now'"),
+        ("/halt", {"x" * 500: 1}, "unknown key 'xxxx"),
+    ],
+    ids=["override-typo", "override-extra", "mode-extra", "halt-key", "resume-key", "long-key"],
+)
+async def test_post_when_body_has_an_unknown_key_then_400_naming_it_and_nothing_applied(
+    api: Api, rig: Rig, path: str, payload: dict[str, Any], problem: str
+) -> None:
+    """A key the endpoint does not declare is a 400 naming it (cut short), nothing applied."""
+    await rig.push()
+
+    status, body = await api.call("POST", path, json=payload, headers=AUTH)
+
+    assert status == 400
+    assert problem in body["error"]
+    assert len(body["error"]) < 200
+    _nothing_applied(rig)
+
+
+async def test_override_when_body_is_too_large_then_413_and_no_override(api: Api, rig: Rig) -> None:
+    """A body above the size cap is refused with a JSON 413 before it is parsed."""
+    raw = b'{"duration_s": 60, "pad": "' + b"x" * 200_000 + b'"}'
+    status, body = await api.call("POST", "/override", data=raw, headers=AUTH)
+    assert status == 413
+    assert "body larger than" in body["error"]
+    _nothing_applied(rig)
+
+
+async def test_override_when_body_is_empty_or_an_empty_object_then_the_default_applies(
+    api: Api, rig: Rig
+) -> None:
+    """No body and ``{}`` both stand for "every key at its default" (600 s)."""
+    now = rig.clock.now_ns()
+    for raw in (b"", b"{}", b" { } "):
+        status, body = await api.call("POST", "/override", data=raw, headers=AUTH)
+        assert (status, body) == (200, {"override_until_ns": now + 600 * NS_PER_S})
+
+
+# ------------------------------------------------------------------ raw bytes on the wire
+
+
+async def _exchange(port: int, request: bytes, timeout_s: float = 5.0) -> bytes:
+    """Send ``request`` as it is; the answer's head and its ``Content-Length`` body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(timeout_s):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            return head + await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+def _post_bytes(path: str, authorization: bytes, body: bytes = b"{}") -> bytes:
+    return (
+        b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: " + authorization + b"\r\n"
+        b"Content-Type: application/json\r\nConnection: close\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [b"Bearer \xff\xfe", b"Bearer " + TOKEN.encode() + b"\xff", b"\xc3\x28"],
+    ids=["not-utf8", "token-then-bad-byte", "invalid-sequence"],
+)
+async def test_post_when_authorization_is_not_utf8_then_401_and_no_server_error(
+    api: Api, rig: Rig, caplog: pytest.LogCaptureFixture, authorization: bytes
+) -> None:
+    """Bytes that are not UTF-8 in ``Authorization`` are a 401, with nothing logged as an error."""
+    port = api.client.server.port
+    assert port is not None
+
+    answer = await _exchange(port, _post_bytes("/halt", authorization))
+
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+    assert b'{"error": "unauthorized"}' in answer
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert not rig.runtime.risk.halted
+
+
+async def test_post_when_body_never_completes_then_408_and_nothing_applied(rig: Rig) -> None:
+    """A body announced but not sent within the body timeout is a 408 (and ``Connection:
+    close``), not a request held open for as long as the client likes."""
+    app = build_control_app(rig.engine, TOKEN, OVERRIDE_MAX_S, body_timeout_s=0.05)
+    async with TestClient(TestServer(app)) as client:
+        port = client.server.port
+        assert port is not None
+        request = _post_bytes("/override", f"Bearer {TOKEN}".encode(), b'{"duration_s": 60}')
+
+        answer = await _exchange(port, request[:-5])
+
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b"body not received within 0.05 s" in answer
+    assert b"connection: close" in answer.lower()
+    assert rig.runtime.risk.override_until_ns is None

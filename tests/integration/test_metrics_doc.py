@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from scaler.domain.orders import OrderSide, OrderStatus, OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.risk import RiskLimits
 from scaler.domain.types import Mode, TradingState
 from scaler.observability.metrics import Metrics
 from scaler.observability.telemetry import Observer
-from scaler.service.records import DecisionRecord
 from tests.support import KEY
 
 pytestmark = pytest.mark.integration

@@ -312,3 +312,35 @@ def test_every_venue_and_sim_secret_is_redacted(monkeypatch: pytest.MonkeyPatch)
     for value in values.values():
         assert value not in text
     assert text.count("**********") == len(values)
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [
+        ("", "at least 16 characters"),
+        ("a", "at least 16 characters"),
+        ("fifteen-chars-x", "at least 16 characters"),
+        ("sixteen chars ok", "printable ASCII without spaces"),
+        ("sixteen-chars-ok\t", "printable ASCII without spaces"),
+        ("sixteen-chars-\u00e9\u00e9", "printable ASCII without spaces"),
+    ],
+    ids=["empty", "one-char", "fifteen", "inner-space", "tab", "non-ascii"],
+)
+def test_api_token_when_short_or_unsendable_then_config_error_naming_api_token(
+    token: str, problem: str
+) -> None:
+    """A configured token is at least as long as the generated one and fits in a header as is;
+    the error names ``api.token`` and never shows the value."""
+    error = _config_error(SCALER_API__TOKEN=token)
+    assert error.field == "api.token"
+    assert problem in str(error)
+    if len(token) > 3:  # a one-letter "token" is in any sentence
+        assert token not in str(error)
+
+
+def test_api_token_of_sixteen_printable_characters_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sixteen printable ASCII characters are the shortest token accepted."""
+    monkeypatch.setenv("SCALER_API__TOKEN", "0123456789abcdef")
+    token = load_settings().api.token
+    assert token is not None
+    assert token.get_secret_value() == "0123456789abcdef"

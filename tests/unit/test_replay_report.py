@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from scaler.clock import ManualClock
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import NS_PER_S, Mode, TradingState
-from scaler.service.records import DecisionRecord
 from scaler.service.replay import replay_tape
 from scaler.service.replay_progress import Progress, bars_end_ns, render
 from scaler.service.replay_recorder import (

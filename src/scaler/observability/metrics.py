@@ -22,9 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from scaler import __version__
+from scaler.domain.records import DecisionRecord
 from scaler.domain.risk import RiskLimits
 from scaler.domain.types import NS_PER_S, InstrumentKey, Mode, TradingState
-from scaler.service.records import DecisionRecord
 
 LATENCY_BUCKETS_S = (
     0.00001,

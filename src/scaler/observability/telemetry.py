@@ -28,9 +28,9 @@ from typing import Any
 import structlog
 
 from scaler.domain.orders import OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import InstrumentKey
 from scaler.observability.metrics import ORDER_OUTCOMES, Metrics
-from scaler.service.records import DecisionRecord
 
 __all__ = ["ORDER_OUTCOMES", "Observer"]
 

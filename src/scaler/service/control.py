@@ -12,8 +12,11 @@ POST       /resume      yes    leave HALTED (and clear a breaker)
 POST       /override    yes    ``{"duration_s": 600}``: proceed on the last known funding rate
 =========  ===========  =====  ==================================================================
 
-Mutating calls need ``Authorization: Bearer <token>`` and answer 401 without it. The token is
-compared in constant time and never echoed.
+Mutating calls need ``Authorization: Bearer <token>`` and answer 401 without it (a header that is
+not UTF-8 included). The token is compared in constant time and never echoed. Each mutating route
+declares its body below (:class:`ModeBody`, :class:`OverrideBody`, :class:`NoBody`); a body that
+is unreadable, not an object, or has an unknown key, a wrong type or an out-of-range value is a
+400 naming the problem, and nothing is applied (see :mod:`scaler.service.request_body`).
 """
 
 from __future__ import annotations
@@ -21,29 +24,81 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from scaler.domain.types import Mode
 from scaler.service.engine import Engine
+from scaler.service.request_body import MAX_BODY_BYTES, Body, read_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BodyT = TypeVar("BodyT", bound=Body)
+DEFAULT_OVERRIDE_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class BodyBounds:
+    """Bounds of request bodies that come from the settings (the validators' context)."""
+
+    override_max_s: float
+
+
+class NoBody(Body):
+    """``POST /halt`` and ``POST /resume``: no key (an empty body or ``{}``)."""
+
+
+class ModeBody(Body):
+    """``POST /mode``."""
+
+    mode: Mode
+
+
+class OverrideBody(Body):
+    """``POST /override``: seconds to proceed on the last known funding rate."""
+
+    duration_s: Annotated[
+        float, Field(strict=True, gt=0, allow_inf_nan=False, validate_default=True)
+    ] = DEFAULT_OVERRIDE_S
+
+    @field_validator("duration_s")
+    @classmethod
+    def _at_most_the_configured_maximum(cls, value: float, info: ValidationInfo) -> float:
+        bounds = info.context
+        if not isinstance(bounds, BodyBounds):
+            raise TypeError("OverrideBody is validated with the BodyBounds of the settings")
+        if value > bounds.override_max_s:
+            raise PydanticCustomError(
+                "too_long",
+                "must be at most {maximum} s (risk.override_max_s)",
+                {"maximum": f"{bounds.override_max_s:g}"},
+            )
+        return value
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, allow_nan=False))
 
 
-def build_control_app(engine: Engine, token: str, override_max_s: float) -> web.Application:
-    """The aiohttp application; ``token`` guards every mutating route."""
+def build_control_app(
+    engine: Engine, token: str, override_max_s: float, body_timeout_s: float
+) -> web.Application:
+    """The aiohttp application; ``token`` guards every mutating route, and a request body must
+    arrive within ``body_timeout_s`` of its headers."""
+    expected = f"Bearer {token}".encode()
+    bounds = BodyBounds(override_max_s=override_max_s)
+
+    async def body(request: web.Request, schema: type[BodyT]) -> BodyT:
+        return await read_body(request, schema, timeout_s=body_timeout_s, context=bounds)
 
     @web.middleware
     async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method != "GET":
-            supplied = request.headers.get("Authorization", "")
-            expected = f"Bearer {token}"
-            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            supplied = _header_bytes(request.headers.get("Authorization", ""))
+            if not hmac.compare_digest(supplied, expected):
                 return _json({"error": "unauthorized"}, status=401)
         return await handler(request)
 
@@ -58,35 +113,24 @@ def build_control_app(engine: Engine, token: str, override_max_s: float) -> web.
         return _json(engine.status())
 
     async def set_mode(request: web.Request) -> web.Response:
-        body = await _body(request)
-        try:
-            mode = Mode(str(body.get("mode", "")))
-        except ValueError:
-            return _json({"error": "mode must be 'auto' or 'recommend'"}, status=400)
-        await engine.set_mode(mode)
+        await engine.set_mode((await body(request, ModeBody)).mode)
         return _json({"mode": engine.mode.value})
 
-    async def halt(_: web.Request) -> web.Response:
+    async def halt(request: web.Request) -> web.Response:
+        await body(request, NoBody)
         await engine.halt()
         return _json({"halted": True})
 
-    async def resume(_: web.Request) -> web.Response:
+    async def resume(request: web.Request) -> web.Response:
+        await body(request, NoBody)
         engine.resume()
         return _json({"halted": False})
 
     async def override(request: web.Request) -> web.Response:
-        body = await _body(request)
-        duration = body.get("duration_s", 600)
-        if (
-            isinstance(duration, bool)
-            or not isinstance(duration, int | float)
-            or not 0 < duration <= override_max_s
-        ):
-            return _json({"error": f"duration_s must be in (0, {override_max_s:g}]"}, status=400)
-        until_ns = engine.override_funding(float(duration))
+        until_ns = engine.override_funding((await body(request, OverrideBody)).duration_s)
         return _json({"override_until_ns": until_ns})
 
-    app = web.Application(middlewares=[require_token])
+    app = web.Application(middlewares=[require_token], client_max_size=MAX_BODY_BYTES)
     app.add_routes(
         [
             web.get("/healthz", healthz),
@@ -101,11 +145,10 @@ def build_control_app(engine: Engine, token: str, override_max_s: float) -> web.
     return app
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+def _header_bytes(value: str) -> bytes:
+    """A header as the bytes the client sent: aiohttp keeps bytes that are not UTF-8 as
+    surrogate escapes, which ``str.encode()`` refuses (a 500 where a 401 belongs)."""
     try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b""

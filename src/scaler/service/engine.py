@@ -25,6 +25,7 @@ from scaler.domain import sizing as sizing_model
 from scaler.domain.inverse import MarginSchedule
 from scaler.domain.orders import OrderRequest
 from scaler.domain.planning import PlanningConfig, plan_orders
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import (
     NS_PER_S,
     AccountSnapshot,
@@ -37,7 +38,6 @@ from scaler.domain.validation import validate_account, validate_market
 from scaler.errors import InvariantViolation, VenueError
 from scaler.ports import Broker, Clock, Journal, MarketFeed, Telemetry
 from scaler.service.execution import Executor
-from scaler.service.records import DecisionRecord
 from scaler.service.snapshot import build_record
 
 FEED_RETRY_S = (0.5, 1.0, 2.0, 5.0)
@@ -246,7 +246,18 @@ class Engine:
         decision = risk_model.evaluate(inputs, runtime.risk, self.config.risk)
         previous = runtime.last
         runtime.risk = decision.state
-        record = build_record(runtime, decision, sizing, prediction, self.mode, now_ns)
+        spec = runtime.spec
+        record = build_record(
+            spec.key,
+            spec.schedule,
+            runtime.market,
+            runtime.account,
+            decision,
+            sizing,
+            prediction,
+            self.mode,
+            now_ns,
+        )
         record = replace(record, latency_s=self._tick_latency_s(runtime))
         runtime.last = record
         self._report(runtime, previous, record)

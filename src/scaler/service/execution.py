@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from asyncio_throttle.throttler import Throttler
-
 from scaler.domain.orders import OrderRequest, OrderStatus, OrderUpdate
 from scaler.domain.planning import parse_client_order_id
 from scaler.domain.types import InstrumentKey
@@ -23,6 +21,7 @@ from scaler.errors import (
     VenueError,
 )
 from scaler.ports import Broker, Clock, Journal, Telemetry
+from scaler.service.order_rate import OrderRateLimit
 
 LOOKUP_ATTEMPTS = 5
 
@@ -44,7 +43,7 @@ class Executor:
         self._telemetry = telemetry
         self._clock = clock
         self._prefix = client_id_prefix
-        self._throttler = Throttler(rate_limit=max(1, int(max_orders_per_s)), period=1.0)
+        self._rate_limit = OrderRateLimit(max_orders_per_s, clock)
         self.unresolved: dict[str, OrderRequest] = {}
         """Intents whose outcome is unknown; an instrument with any sends nothing new."""
 
@@ -59,7 +58,7 @@ class Executor:
     ) -> OrderUpdate | None:
         """Throttle, journal and send one order; ``None`` when it was not sent (``may_send``
         turned false while it waited for the rate limiter) or its outcome is still unknown."""
-        async with self._throttler:
+        async with self._rate_limit:
             if not may_send():
                 return None
             self._journal.record_intent(request)

@@ -39,6 +39,7 @@ from scaler.clock import ManualClock
 from scaler.domain import inverse
 from scaler.domain.orders import OrderUpdate
 from scaler.domain.planning import PlanningConfig, plan_orders
+from scaler.domain.records import DecisionRecord
 from scaler.domain.sizing import round_to_lots
 from scaler.domain.types import (
     NS_PER_S,
@@ -51,7 +52,6 @@ from scaler.domain.types import (
 from scaler.errors import BadInputError, RejectedError, VenueError
 from scaler.ports import Clock
 from scaler.service.engine import Engine
-from scaler.service.records import DecisionRecord
 from scaler.service.replay_progress import Progress
 from scaler.service.replay_recorder import PolicyRecorder
 

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from scaler.domain.orders import OrderUpdate
+from scaler.domain.records import DecisionRecord
 from scaler.domain.types import NS_PER_S, InstrumentKey, TradingState
-from scaler.service.records import DecisionRecord
 
 DEFAULT_MAX_POINTS = 5_000
 MINUTE_NS = 60 * NS_PER_S

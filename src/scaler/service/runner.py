@@ -3,6 +3,10 @@
 The first signal lets the loop finish its current step, cancels own resting orders when
 configured, flushes state and exits 0 within ``shutdown_deadline_s``; after the deadline the
 loop is cancelled. A second signal exits at once with code 130.
+
+The control API and the metrics endpoint are both served on this event loop, each by a
+:class:`~scaler.service.listener.Listener` that bounds its connections and times out half-open
+ones (no thread per connection).
 """
 
 from __future__ import annotations
@@ -12,14 +16,15 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
-from aiohttp import web
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
+from scaler.observability.exposition import metrics_app
+from scaler.ports import Clock
 from scaler.service.control import build_control_app
 from scaler.service.engine import Engine
+from scaler.service.listener import Listener, ListenerLimits
 
 log = structlog.get_logger("scaler.runner")
 
@@ -37,6 +42,9 @@ class Service:
     registry: CollectorRegistry
     override_max_s: float
     shutdown_deadline_s: float
+    clock: Clock
+    api_limits: ListenerLimits
+    metrics_limits: ListenerLimits
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -44,13 +52,8 @@ async def serve(service: Service) -> int:
     """Run until signalled; returns the process exit code."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
-    metrics_server = _start_metrics(service)
-    api_runner = web.AppRunner(
-        build_control_app(service.engine, service.token, service.override_max_s),
-        access_log=None,
-    )
-    await api_runner.setup()
-    await web.TCPSite(api_runner, service.api_host, service.api_port).start()
+    metrics_server = await _start_metrics(service)
+    api = await _start_api(service)
     log.info(
         "started",
         api=f"http://{service.api_host}:{service.api_port}",
@@ -67,9 +70,9 @@ async def serve(service: Service) -> int:
         stop_task.cancel()
         for close in service.closers:
             await close()
-        await api_runner.cleanup()
+        await api.close()
         if metrics_server is not None:
-            metrics_server.shutdown()
+            await metrics_server.close()
     log.info("stopped", exit_code=code)
     return code
 
@@ -111,10 +114,30 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
 
 
-def _start_metrics(service: Service) -> Any:
+async def _start_api(service: Service) -> Listener:
+    app = build_control_app(
+        service.engine,
+        service.token,
+        service.override_max_s,
+        body_timeout_s=service.api_limits.header_timeout_s,
+    )
+    api = Listener(
+        "api", app, service.api_host, service.api_port, service.api_limits, service.clock
+    )
+    await api.start()
+    return api
+
+
+async def _start_metrics(service: Service) -> Listener | None:
     if service.metrics_port is None:
         return None
-    server, _thread = start_http_server(
-        service.metrics_port, addr=service.metrics_host, registry=service.registry
+    server = Listener(
+        "metrics",
+        metrics_app(service.registry),
+        service.metrics_host,
+        service.metrics_port,
+        service.metrics_limits,
+        service.clock,
     )
+    await server.start()
     return server

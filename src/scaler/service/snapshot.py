@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from scaler.domain import inverse
 from scaler.domain.funding import FundingPrediction
+from scaler.domain.inverse import MarginSchedule
+from scaler.domain.records import DecisionRecord
 from scaler.domain.risk import RiskDecision
 from scaler.domain.sizing import SizingResult
-from scaler.domain.types import NS_PER_S, Mode
-from scaler.service.records import DecisionRecord
-
-if TYPE_CHECKING:
-    from scaler.service.engine import InstrumentRuntime
+from scaler.domain.types import NS_PER_S, AccountSnapshot, InstrumentKey, MarketSnapshot, Mode
 
 
 def build_record(
-    runtime: InstrumentRuntime,
+    key: InstrumentKey,
+    schedule: MarginSchedule,
+    market: MarketSnapshot | None,
+    account: AccountSnapshot | None,
     decision: RiskDecision,
     sizing: SizingResult | None,
     prediction: FundingPrediction,
@@ -24,7 +23,6 @@ def build_record(
     now_ns: int,
 ) -> DecisionRecord:
     """Everything /status, the metrics and the decision log show for this step."""
-    market, account = runtime.market, runtime.account
     mark = market.mark_price if market else None
     equity = account.equity_coin if account else None
     ratio = leverage = liq_price = liq_distance = None
@@ -32,9 +30,7 @@ def build_record(
         position = account.position_usd
         mm = account.maintenance_margin_coin
         if mm is None:
-            mm = inverse.schedule_maintenance_margin_coin(
-                runtime.spec.schedule, position, market.mark_price
-            )
+            mm = inverse.schedule_maintenance_margin_coin(schedule, position, market.mark_price)
         ratio = inverse.margin_ratio(account.equity_coin, mm)
         leverage = inverse.effective_leverage(position, market.mark_price, account.equity_coin)
         liq_price = account.liquidation_price
@@ -43,11 +39,11 @@ def build_record(
                 position,
                 account.entry_price,
                 max(0.0, account.wallet_balance_coin),
-                runtime.spec.schedule,
+                schedule,
             )
         liq_distance = inverse.liquidation_distance(market.mark_price, liq_price, position)
     return DecisionRecord(
-        key=runtime.spec.key,
+        key=key,
         ts_ns=now_ns,
         mode=mode,
         trading_state=decision.trading_state,
@@ -67,14 +63,15 @@ def build_record(
         rules=tuple(a.rule.value for a in decision.actions),
         details=tuple(a.detail for a in decision.actions),
         latency_s=None,
-        feed_age_s=_feed_ages(runtime, now_ns),
+        feed_age_s=_feed_ages(market, account, now_ns),
         funding_ema=prediction.ema_rate,
         funding_venue_predicted=prediction.venue_predicted_rate,
     )
 
 
-def _feed_ages(runtime: InstrumentRuntime, now_ns: int) -> dict[str, float | None]:
-    market, account = runtime.market, runtime.account
+def _feed_ages(
+    market: MarketSnapshot | None, account: AccountSnapshot | None, now_ns: int
+) -> dict[str, float | None]:
     return {
         "mark": (now_ns - market.ts_recv_ns) / NS_PER_S if market else None,
         "funding": (now_ns - market.ts_funding_ns) / NS_PER_S if market else None,
