@@ -7,6 +7,10 @@ bounded reason code, a human detail with the numbers, target before and after) a
 :class:`RiskState` to persist. "Exposure increase" below means ``|allowed| > |current|`` or a sign
 flip.
 
+The inputs and the persisted state are in :mod:`~scaler.domain.risk_state`, the stateless rules
+in :mod:`~scaler.domain.risk_rules` and the gap breaker's bookkeeping in
+:mod:`~scaler.domain.breaker`; this module orders them.
+
 Rules, in order (the ``Rule`` family in brackets):
 
 1. **Input validation** [validation]. Proposed target, current position or lot size not finite
@@ -73,12 +77,9 @@ never raises on data.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
-from scaler.domain.inverse import MarginSchedule
+from scaler.domain.breaker import breaker_status, hold_action, track_marks
 from scaler.domain.risk_rules import (
     Reason,
     RiskLimits,
@@ -95,6 +96,7 @@ from scaler.domain.risk_rules import (
     round_toward_zero,
     spread_guard_rule,
 )
+from scaler.domain.risk_state import RiskInputs, RiskState, require_int
 from scaler.domain.types import NS_PER_S, AccountSnapshot, MarketSnapshot, TradingState
 
 __all__ = [
@@ -116,155 +118,6 @@ NS_PER_DAY = 86_400 * NS_PER_S
 _ACTIVE, _REDUCING = TradingState.ACTIVE, TradingState.REDUCING
 _FROZEN, _HALTED = TradingState.FROZEN, TradingState.HALTED
 _NO_ACTIONS: tuple[RuleAction, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RiskInputs:
-    """What one evaluation looks at; ``now_ns`` is the caller's clock reading.
-
-    Nothing is checked at construction: every field, ``lot_size_usd`` included, is data that
-    :func:`evaluate` validates and fails closed on.
-    """
-
-    proposed_target_usd: float
-    current_position_usd: float
-    market: MarketSnapshot | None
-    account: AccountSnapshot | None
-    now_ns: int
-    schedule: MarginSchedule
-    lot_size_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class RiskState:
-    """What the layer remembers between evaluations; persisted with ``to_dict`` / ``from_dict``.
-
-    Prices are USD per coin, timestamps integer ns. ``halt_reason`` is set exactly when
-    ``halted``; the mark, anchor and day fields come in pairs. The constructor does not check
-    (``evaluate`` rebuilds the state on every tick); ``from_dict``, the persistence door, does.
-    """
-
-    halted: bool = False
-    halt_reason: Reason | None = None
-    breaker_until_ns: int | None = None
-    breaker_trips: int = 0
-    last_mark_price: float | None = None
-    ts_last_mark_ns: int | None = None
-    gap_anchor_price: float | None = None
-    ts_gap_anchor_ns: int | None = None
-    override_until_ns: int | None = None
-    day_index: int | None = None
-    day_start_equity_coin: float | None = None
-    trading_state: TradingState = TradingState.FROZEN
-
-    @classmethod
-    def initial(cls) -> RiskState:
-        """Nothing seen yet: not halted, no breaker, no baseline, ``FROZEN`` until evaluated."""
-        return cls()
-
-    def to_dict(self) -> dict[str, bool | int | float | str | None]:
-        """A JSON-ready mapping; ``RiskState.from_dict(state.to_dict()) == state``."""
-        return {
-            "halted": self.halted,
-            "halt_reason": None if self.halt_reason is None else self.halt_reason.value,
-            "breaker_until_ns": self.breaker_until_ns,
-            "breaker_trips": self.breaker_trips,
-            "last_mark_price": self.last_mark_price,
-            "ts_last_mark_ns": self.ts_last_mark_ns,
-            "gap_anchor_price": self.gap_anchor_price,
-            "ts_gap_anchor_ns": self.ts_gap_anchor_ns,
-            "override_until_ns": self.override_until_ns,
-            "day_index": self.day_index,
-            "day_start_equity_coin": self.day_start_equity_coin,
-            "trading_state": self.trading_state.value,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> RiskState:
-        """Rebuild a state from ``to_dict`` output; ``ValueError`` on anything else."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"risk state must be a mapping, got {type(data).__name__}")
-        if set(data) != _STATE_KEYS:
-            missing = sorted(_STATE_KEYS - set(data))
-            extra = sorted(map(repr, set(data) - _STATE_KEYS))
-            raise ValueError(f"risk state keys: missing {missing}, unexpected {extra}")
-        halted = data["halted"]
-        if not isinstance(halted, bool):
-            raise ValueError(f"halted must be a boolean, got {halted!r}")
-        state = cls(
-            halted=halted,
-            halt_reason=_opt_enum(Reason, "halt_reason", data["halt_reason"]),
-            breaker_until_ns=_opt_int("breaker_until_ns", data["breaker_until_ns"]),
-            breaker_trips=_int("breaker_trips", data["breaker_trips"], minimum=0),
-            last_mark_price=_opt_price("last_mark_price", data["last_mark_price"]),
-            ts_last_mark_ns=_opt_int("ts_last_mark_ns", data["ts_last_mark_ns"]),
-            gap_anchor_price=_opt_price("gap_anchor_price", data["gap_anchor_price"]),
-            ts_gap_anchor_ns=_opt_int("ts_gap_anchor_ns", data["ts_gap_anchor_ns"]),
-            override_until_ns=_opt_int("override_until_ns", data["override_until_ns"]),
-            day_index=_opt_int("day_index", data["day_index"]),
-            day_start_equity_coin=_opt_float(
-                "day_start_equity_coin", data["day_start_equity_coin"]
-            ),
-            trading_state=_enum(TradingState, "trading_state", data["trading_state"]),
-        )
-        _check_pairs(state)
-        return state
-
-
-_STATE_KEYS = frozenset(RiskState.__dataclass_fields__)
-_E = TypeVar("_E", Reason, TradingState)
-
-
-def _int(name: str, value: object, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _opt_int(name: str, value: object) -> int | None:
-    return None if value is None else _int(name, value)
-
-
-def _opt_float(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number or null, got {value!r}")
-    return float(value)
-
-
-def _opt_price(name: str, value: object) -> float | None:
-    price = _opt_float(name, value)
-    if price is not None and price <= 0.0:
-        raise ValueError(f"{name} must be a positive price, got {value!r}")
-    return price
-
-
-def _enum(kind: type[_E], name: str, value: object) -> _E:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: unknown value {value!r}") from None
-
-
-def _opt_enum(kind: type[_E], name: str, value: object) -> _E | None:
-    return None if value is None else _enum(kind, name, value)
-
-
-def _check_pairs(state: RiskState) -> None:
-    pairs = (
-        ("halted", state.halted or None, "halt_reason", state.halt_reason),
-        ("last_mark_price", state.last_mark_price, "ts_last_mark_ns", state.ts_last_mark_ns),
-        ("gap_anchor_price", state.gap_anchor_price, "ts_gap_anchor_ns", state.ts_gap_anchor_ns),
-        ("day_index", state.day_index, "day_start_equity_coin", state.day_start_equity_coin),
-    )
-    for name_a, a, name_b, b in pairs:
-        if (a is None) != (b is None):
-            raise ValueError(f"{name_a} and {name_b} must be set together")
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +181,7 @@ def resume(state: RiskState) -> RiskState:
 
 def override_funding(state: RiskState, until_ns: int) -> RiskState:
     """Proceed on the last known funding rate while only funding is stale, until ``until_ns``."""
-    _int("until_ns", until_ns)
+    require_int("until_ns", until_ns)
     return replace(state, override_until_ns=until_ns)
 
 
@@ -347,7 +200,7 @@ def evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskDe
     except (ValueError, ArithmeticError) as exc:
         # Fail closed on numbers no check anticipated (float-range overflow, a hand-built state).
         detail = f"evaluation failed: {type(exc).__name__}: {exc}"[:160]
-        action = _hold_action(Rule.VALIDATION, Reason.INVALID_INPUT, detail, inputs)
+        action = hold_action(Rule.VALIDATION, Reason.INVALID_INPUT, detail, inputs)
         return _hold(inputs, state, _HALTED if state.halted else _FROZEN, (action,))
 
 
@@ -357,10 +210,10 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
         state = replace(state, override_until_ns=None)
     market_problem = check_market(market, now_ns, limits)
     if state.halted and account is not None and state.breaker_until_ns is not None:
-        state, _ = _breaker_status(state, account, inputs)  # an expired trip ends while halted
+        state, _ = breaker_status(state, account, inputs)  # an expired trip ends while halted
     trips = _NO_ACTIONS
     if market_problem is None and market is not None:
-        state, trips = _track_marks(state, market, inputs, limits)
+        state, trips = track_marks(state, market, inputs, limits)
     problems = _input_actions(inputs, market_problem, limits)
     if state.halted:
         halted_action = _halt_action(state, inputs)
@@ -373,7 +226,7 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     cooldown = None
     if not trips:
-        state, cooldown = _breaker_status(state, account, inputs)
+        state, cooldown = breaker_status(state, account, inputs)
     if frozen or trips or cooldown is not None:
         holds = (*stale, *trips) if cooldown is None else (*stale, cooldown)
         return _hold(inputs, state, _FROZEN, holds)
@@ -419,10 +272,6 @@ def _halted(
     )
 
 
-def _hold_action(rule: Rule, reason: Reason, detail: str, inputs: RiskInputs) -> RuleAction:
-    return RuleAction(rule, reason, detail, inputs.proposed_target_usd, inputs.current_position_usd)
-
-
 def _hold(
     inputs: RiskInputs,
     state: RiskState,
@@ -454,13 +303,13 @@ def _input_actions(
         problems.append(account_problem)
     if not problems:
         return _NO_ACTIONS
-    return tuple(_hold_action(Rule.VALIDATION, r, d, inputs) for r, d in problems)
+    return tuple(hold_action(Rule.VALIDATION, r, d, inputs) for r, d in problems)
 
 
 def _halt_action(state: RiskState, inputs: RiskInputs) -> RuleAction:
     reason = state.halt_reason or Reason.OPERATOR_HALT
     rule = Rule.DAILY_LOSS if reason is Reason.DAILY_LOSS_LIMIT else Rule.OPERATOR
-    return _hold_action(rule, reason, f"halted ({reason}); an operator must resume", inputs)
+    return hold_action(rule, reason, f"halted ({reason}); an operator must resume", inputs)
 
 
 def _daily_loss(
@@ -477,7 +326,7 @@ def _daily_loss(
         f"equity {equity_coin:.6f} < {floor_coin:.6f} coin "
         f"(day start {baseline:.6f}, limit {limits.daily_loss_limit_fraction:.1%})"
     )
-    action = _hold_action(Rule.DAILY_LOSS, Reason.DAILY_LOSS_LIMIT, detail, inputs)
+    action = hold_action(Rule.DAILY_LOSS, Reason.DAILY_LOSS_LIMIT, detail, inputs)
     return halt(state, Reason.DAILY_LOSS_LIMIT), action
 
 
@@ -516,108 +365,9 @@ def _stale_actions(
             override = Reason.FUNDING_OVERRIDE
             actions.append(RuleAction(Rule.STALE_FEED, override, detail, proposed, proposed))
         else:
-            actions.append(_hold_action(Rule.STALE_FEED, reason, detail, inputs))
+            actions.append(hold_action(Rule.STALE_FEED, reason, detail, inputs))
     frozen = any(action.reason is not Reason.FUNDING_OVERRIDE for action in actions)
     return tuple(actions), frozen
-
-
-def _track_marks(
-    state: RiskState, market: MarketSnapshot, inputs: RiskInputs, limits: RiskLimits
-) -> tuple[RiskState, tuple[RuleAction, ...]]:
-    """Update last mark and window anchor on a new mark; trip the breaker (also when halted,
-    so the record of the market's gaps stays complete)."""
-    mark, ts_ns = market.mark_price, market.ts_recv_ns
-    last, anchor = state.last_mark_price, state.gap_anchor_price
-    if state.ts_last_mark_ns is not None and ts_ns <= state.ts_last_mark_ns:
-        return state, _NO_ACTIONS
-    window_open = (
-        anchor is not None
-        and state.ts_gap_anchor_ns is not None
-        and ts_ns - state.ts_gap_anchor_ns < limits.gap_window_s * NS_PER_S
-    )
-    if not window_open:
-        anchor = mark
-    state = _with_marks(state, mark, ts_ns, anchor, ts_ns if not window_open else None)
-    trips = _gap_trips(mark, last, anchor, market.index_price, inputs, limits)
-    if not trips:
-        return state, _NO_ACTIONS
-    until_ns = inputs.now_ns + round(limits.breaker_cooldown_s * NS_PER_S)
-    already_on = state.breaker_until_ns is not None
-    state = replace(
-        state,
-        breaker_until_ns=max(until_ns, state.breaker_until_ns or until_ns),
-        breaker_trips=state.breaker_trips + (0 if already_on else 1),
-        gap_anchor_price=mark,
-        ts_gap_anchor_ns=ts_ns,
-    )
-    return state, trips
-
-
-def _with_marks(
-    state: RiskState, mark: float, ts_ns: int, anchor: float | None, ts_anchor_ns: int | None
-) -> RiskState:
-    """``replace`` for the per-tick update, built positionally: ``replace`` costs 4x more."""
-    return RiskState(
-        state.halted,
-        state.halt_reason,
-        state.breaker_until_ns,
-        state.breaker_trips,
-        mark,
-        ts_ns,
-        anchor,
-        state.ts_gap_anchor_ns if ts_anchor_ns is None else ts_anchor_ns,
-        state.override_until_ns,
-        state.day_index,
-        state.day_start_equity_coin,
-        state.trading_state,
-    )
-
-
-def _gap_trips(
-    mark: float,
-    last: float | None,
-    anchor: float | None,
-    index: float,
-    inputs: RiskInputs,
-    limits: RiskLimits,
-) -> tuple[RuleAction, ...]:
-    threshold = limits.gap_threshold
-    tick_move = abs(mark / last - 1.0) if last is not None else 0.0
-    window_move = abs(mark / anchor - 1.0) if anchor is not None else 0.0
-    divergence = abs(mark / index - 1.0)
-    diverged = divergence > limits.max_index_divergence
-    if tick_move <= threshold and window_move <= threshold and not diverged:
-        return _NO_ACTIONS
-    trips = []
-    if tick_move > threshold:
-        detail = f"mark moved {tick_move:.2%} in one tick > {threshold:.2%}"
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.GAP_BREAKER, detail, inputs))
-    elif window_move > threshold:
-        detail = (
-            f"mark moved {window_move:.2%} within {limits.gap_window_s:.1f} s > {threshold:.2%}"
-        )
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.GAP_BREAKER, detail, inputs))
-    if diverged:
-        detail = f"mark/index divergence {divergence:.2%} > {limits.max_index_divergence:.2%}"
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.INDEX_DIVERGENCE, detail, inputs))
-    return tuple(trips)
-
-
-def _breaker_status(
-    state: RiskState, account: AccountSnapshot, inputs: RiskInputs
-) -> tuple[RiskState, RuleAction | None]:
-    """Cooldown, then wait for an account snapshot taken at or after its end, then clear."""
-    until_ns = state.breaker_until_ns
-    if until_ns is None:
-        return state, None
-    if inputs.now_ns < until_ns:
-        detail = f"breaker cooldown: {(until_ns - inputs.now_ns) / NS_PER_S:.2f} s left"
-    elif account.ts_ns < until_ns:
-        lag_s = (until_ns - account.ts_ns) / NS_PER_S
-        detail = f"cooldown over; account snapshot {lag_s:.2f} s older than its end"
-    else:
-        return replace(state, breaker_until_ns=None), None
-    return state, _hold_action(Rule.GAP_BREAKER, Reason.BREAKER_COOLDOWN, detail, inputs)
 
 
 def _limit(
