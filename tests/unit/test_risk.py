@@ -555,19 +555,25 @@ def test_evaluate_when_tick_moves_under_threshold_then_no_trip() -> None:
 def test_evaluate_when_tick_moves_over_threshold_then_breaker_trips() -> None:
     """50,000 -> 51,050 is 2.1 % in one tick: frozen, breaker until now + 2 s, one trip."""
     decision = _tick(_warm(), NOW + MS, 51_050.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
     assert decision.actions[0].detail == "mark moved 2.10% in one tick > 2.00%"
     assert decision.state.breaker_until_ns == NOW + MS + _s(2)
     assert decision.state.breaker_trips == 1
     assert decision.state.gap_anchor_price == 51_050.0  # the window restarts at the trip
+    # ... but the jump is judged against the price before it until it is confirmed.
+    assert decision.state.jump_reference_price == 50_000.0
+    assert decision.state.ts_jump_reference_ns == NOW
+    assert decision.state.jump_level_price == 51_050.0
+    assert decision.state.ts_jump_level_ns == NOW + MS
 
 
 def test_evaluate_when_moves_add_up_within_window_then_breaker_trips() -> None:
     """50,000 -> 50,600 (+1.2 %) -> 51,100 (+0.99 % tick, +2.2 % since the window anchor)."""
     state = _tick(_warm(), NOW + _s(1), 50_600.0).state
     decision = _tick(state, NOW + _s(2), 51_100.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
     assert decision.actions[0].detail == "mark moved 2.20% within 10.0 s > 2.00%"
+    assert decision.state.jump_reference_price == 50_000.0  # the window's anchor
 
 
 def test_evaluate_when_same_moves_span_more_than_window_then_no_trip() -> None:
@@ -594,7 +600,9 @@ def test_evaluate_when_mark_diverges_from_index_then_trips_above_three_percent(
 
 def test_evaluate_when_gap_and_divergence_together_then_both_reasons() -> None:
     decision = _tick(_warm(), NOW + MS, 52_000.0, index=50_000.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.INDEX_DIVERGENCE)
+    _assert_hold(
+        decision, FROZEN, Reason.GAP_BREAKER, Reason.INDEX_DIVERGENCE, Reason.UNCONFIRMED_PRICE
+    )
     assert decision.state.breaker_trips == 1
 
 
@@ -603,27 +611,39 @@ def test_evaluate_when_first_mark_ever_then_no_tick_comparison() -> None:
 
 
 def test_evaluate_when_cooldown_running_then_frozen_until_exactly_two_seconds() -> None:
-    """Trip at t; calm ticks at t + 1.999999999 s frozen; at t + 2 s (fresh account) active."""
+    """Trip at t; calm ticks at t + 1.999999999 s frozen; at t + 2 s (fresh account) the
+    breaker clears, but the 2.1 % jump must hold for 2 s x (ln 1.021 / ln 1.02)² = 2.207 s:
+    still frozen at t + 2 s, confirmed and active at t + 2.3 s."""
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
     during = _tick(state, trip_at + _s(2) - 1, 51_050.0)
-    _assert_hold(during, FROZEN, Reason.BREAKER_COOLDOWN)
+    _assert_hold(during, FROZEN, Reason.BREAKER_COOLDOWN, Reason.UNCONFIRMED_PRICE)
     assert during.actions[0].detail == "breaker cooldown: 0.00 s left"
-    after = _tick(during.state, trip_at + _s(2), 51_060.0)
+    cooled = _tick(during.state, trip_at + _s(2), 51_060.0)
+    _assert_hold(cooled, FROZEN, Reason.UNCONFIRMED_PRICE)
+    assert cooled.state.breaker_until_ns is None
+    assert cooled.actions[0].detail == (
+        "mark 51,060.00 is +2.12% from the last confirmed 50,000.00; no increase until it "
+        "holds within 1.00% of 51,050.00 for 2.2 s (held 2.0 s) or returns"
+    )
+    after = _tick(cooled.state, trip_at + _s(2.3), 51_060.0)
     assert after.trading_state is ACTIVE
+    assert after.reasons == (Reason.PRICE_CONFIRMED,)
     assert after.allowed_target_usd == 30_000.0
-    assert after.state.breaker_until_ns is None
     assert after.state.breaker_trips == 1
+    assert not after.state.jump_unconfirmed
 
 
 def test_evaluate_when_cooldown_over_but_account_older_then_waits_for_fresh_account() -> None:
-    """Recompute margins before resuming: an account from before the deadline keeps it frozen."""
+    """Recompute margins before resuming: an account from before the deadline keeps it frozen.
+
+    A divergence trip: the mark did not jump, so only the cooldown holds."""
     trip_at = NOW + MS
-    state = _tick(_warm(), trip_at, 51_050.0).state
-    waiting = _tick(state, trip_at + _s(2.5), 51_050.0, account_at=trip_at + _s(1))
+    state = _tick(_warm(), trip_at, 50_000.0, index=48_000.0).state
+    waiting = _tick(state, trip_at + _s(2.5), 50_000.0, account_at=trip_at + _s(1))
     _assert_hold(waiting, FROZEN, Reason.BREAKER_COOLDOWN)
     assert waiting.actions[0].detail == "cooldown over; account snapshot 1.00 s older than its end"
-    fresh = _tick(waiting.state, trip_at + _s(2.6), 51_050.0, account_at=trip_at + _s(2))
+    fresh = _tick(waiting.state, trip_at + _s(2.6), 50_000.0, account_at=trip_at + _s(2))
     assert fresh.trading_state is ACTIVE
 
 
@@ -631,7 +651,9 @@ def test_evaluate_when_gap_during_cooldown_then_deadline_moves_and_count_stays()
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
     again = _tick(state, trip_at + _s(1), 52_200.0)  # +2.25 % on the last tick
-    _assert_hold(again, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(again, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
+    assert again.state.jump_reference_price == 50_000.0  # still the price before the first
+    assert again.state.jump_level_price == 52_200.0
     assert again.state.breaker_until_ns == trip_at + _s(3)
     assert again.state.breaker_trips == 1
 
@@ -639,7 +661,7 @@ def test_evaluate_when_gap_during_cooldown_then_deadline_moves_and_count_stays()
 def test_evaluate_when_two_separate_gaps_then_two_trips_counted() -> None:
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
-    state = _tick(state, trip_at + _s(2), 51_050.0).state  # cleared
+    state = _tick(state, trip_at + _s(2), 51_050.0).state  # the breaker clears
     decision = _tick(state, trip_at + _s(3), 52_200.0)
     assert decision.state.breaker_trips == 2
 
@@ -665,7 +687,9 @@ def test_evaluate_when_breaker_tripped_then_resume_clears_it() -> None:
 def test_evaluate_when_stale_and_gap_together_then_both_freeze_reasons() -> None:
     market = _market(NOW + MS, 51_050.0, ts_funding_ns=NOW - _s(700))
     decision = _run(_inputs(at=NOW + MS, market=market, account=_account(NOW)), _warm())
-    _assert_hold(decision, FROZEN, Reason.STALE_FUNDING, Reason.GAP_BREAKER)
+    _assert_hold(
+        decision, FROZEN, Reason.STALE_FUNDING, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE
+    )
 
 
 # --- rule 5: maintenance margin ----------------------------------------------------------------

@@ -315,5 +315,5 @@ def test_validate_account_when_same_timestamp_as_previous_then_accepted() -> Non
 def test_bad_input_when_listed_then_values_are_bounded_snake_case() -> None:
     """Reason codes are metric label values: a fixed, lower-case set."""
     values = [code.value for code in BadInput]
-    assert len(values) == len(set(values)) == 9
+    assert len(values) == len(set(values)) == 11
     assert all(v == v.lower() and " " not in v for v in values)

@@ -1,14 +1,22 @@
-"""Rule 4 of the risk-control layer, the gap circuit breaker: mark tracking, trips, cooldown.
+"""Rule 4 of the risk-control layer, the gap circuit breaker: mark tracking, trips, cooldown,
+and the confirmation of a jump.
 
 :mod:`scaler.domain.risk` orders the rules and documents the semantics; this module keeps the
 breaker's part of the :class:`~scaler.domain.risk_state.RiskState` up to date on every new mark.
+The happy path (no gap, no jump pending) allocates one state and nothing else.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from scaler.domain.risk_rules import Reason, RiskLimits, Rule, RuleAction
+from scaler.domain.risk_rules import (
+    Reason,
+    RiskLimits,
+    Rule,
+    RuleAction,
+    confirmation_window_s,
+)
 from scaler.domain.risk_state import RiskInputs, RiskState
 from scaler.domain.types import NS_PER_S, AccountSnapshot, MarketSnapshot
 
@@ -22,24 +30,36 @@ def hold_action(rule: Rule, reason: Reason, detail: str, inputs: RiskInputs) -> 
 
 def track_marks(
     state: RiskState, market: MarketSnapshot, inputs: RiskInputs, limits: RiskLimits
-) -> tuple[RiskState, tuple[RuleAction, ...]]:
-    """Update last mark and window anchor on a new mark; trip the breaker (also when halted,
-    so the record of the market's gaps stays complete)."""
+) -> tuple[RiskState, tuple[RuleAction, ...], tuple[RuleAction, ...]]:
+    """Update last mark, window anchor and any unconfirmed jump on a new mark; trip the
+    breaker (also when halted, so the record of the market's gaps stays complete).
+
+    Returns the next state, the trips, and the notes (``price_confirmed``, ``price_returned``)
+    of a jump that ended on this mark. A gap seen while no jump is pending starts one, judged
+    against the price before it; while one is pending, :func:`_follow_jump` judges the mark.
+    """
     mark, ts_ns = market.mark_price, market.ts_recv_ns
-    last, anchor = state.last_mark_price, state.gap_anchor_price
-    if state.ts_last_mark_ns is not None and ts_ns <= state.ts_last_mark_ns:
-        return state, _NO_ACTIONS
+    last, ts_last = state.last_mark_price, state.ts_last_mark_ns
+    anchor, ts_anchor = state.gap_anchor_price, state.ts_gap_anchor_ns
+    if ts_last is not None and ts_ns <= ts_last:
+        return state, _NO_ACTIONS, _NO_ACTIONS
     window_open = (
         anchor is not None
-        and state.ts_gap_anchor_ns is not None
-        and ts_ns - state.ts_gap_anchor_ns < limits.gap_window_s * NS_PER_S
+        and ts_anchor is not None
+        and ts_ns - ts_anchor < limits.gap_window_s * NS_PER_S
     )
     if not window_open:
         anchor = mark
     state = _with_marks(state, mark, ts_ns, anchor, ts_ns if not window_open else None)
+    notes = _NO_ACTIONS
+    was_pending = state.jump_reference_price is not None
+    if was_pending:
+        state, notes = _follow_jump(state, mark, ts_ns, inputs, limits)
     trips = _gap_trips(mark, last, anchor, market.index_price, inputs, limits)
     if not trips:
-        return state, _NO_ACTIONS
+        return state, _NO_ACTIONS, notes
+    if not was_pending:
+        state = _start_jump(state, mark, ts_ns, (last, ts_last), (anchor, ts_anchor), limits)
     until_ns = inputs.now_ns + round(limits.breaker_cooldown_s * NS_PER_S)
     already_on = state.breaker_until_ns is not None
     state = replace(
@@ -49,7 +69,7 @@ def track_marks(
         gap_anchor_price=mark,
         ts_gap_anchor_ns=ts_ns,
     )
-    return state, trips
+    return state, trips, notes
 
 
 def _with_marks(
@@ -65,11 +85,103 @@ def _with_marks(
         ts_ns,
         anchor,
         state.ts_gap_anchor_ns if ts_anchor_ns is None else ts_anchor_ns,
+        state.jump_reference_price,
+        state.ts_jump_reference_ns,
+        state.jump_level_price,
+        state.ts_jump_level_ns,
         state.override_until_ns,
         state.day_index,
         state.day_start_equity_coin,
         state.trading_state,
     )
+
+
+_Seen = tuple[float | None, int | None]
+
+
+def _start_jump(
+    state: RiskState, mark: float, ts_ns: int, last: _Seen, anchor: _Seen, limits: RiskLimits
+) -> RiskState:
+    """A gap (not a divergence alone) makes the price before it the reference of a new jump:
+    the last mark for a one-tick gap, else the window's anchor."""
+    threshold = limits.gap_threshold
+    for price, ts_seen_ns in (last, anchor):
+        if price is not None and ts_seen_ns is not None and abs(mark / price - 1.0) > threshold:
+            return replace(
+                state,
+                jump_reference_price=price,
+                ts_jump_reference_ns=ts_seen_ns,
+                jump_level_price=mark,
+                ts_jump_level_ns=ts_ns,
+            )
+    return state
+
+
+def _follow_jump(
+    state: RiskState, mark: float, ts_ns: int, inputs: RiskInputs, limits: RiskLimits
+) -> tuple[RiskState, tuple[RuleAction, ...]]:
+    """Back near the reference: the jump is discarded. Away from the level: the level moves
+    and its hold starts again. Near the level for the confirmation window: confirmed."""
+    reference, level, ts_level_ns = _jump(state)
+    tolerance = limits.price_confirm_tolerance
+    if abs(mark / reference - 1.0) <= tolerance:
+        detail = (
+            f"mark {mark:,.2f} back within {tolerance:.2%} of the last confirmed "
+            f"{reference:,.2f}; the jump to {level:,.2f} is discarded"
+        )
+        return _without_jump(state), (_note(Reason.PRICE_RETURNED, detail, inputs),)
+    if abs(mark / level - 1.0) > tolerance:
+        return replace(state, jump_level_price=mark, ts_jump_level_ns=ts_ns), _NO_ACTIONS
+    held_s = (ts_ns - ts_level_ns) / NS_PER_S
+    window_s = confirmation_window_s(level, reference, limits)
+    if held_s < window_s:
+        return state, _NO_ACTIONS
+    detail = (
+        f"mark {mark:,.2f} held within {tolerance:.2%} of {level:,.2f} for {held_s:.1f} s "
+        f">= {window_s:.1f} s: confirmed, {level / reference - 1.0:+.2%} from {reference:,.2f}"
+    )
+    return _without_jump(state), (_note(Reason.PRICE_CONFIRMED, detail, inputs),)
+
+
+def _jump(state: RiskState) -> tuple[float, float, int]:
+    """Reference, level and the level's start of a pending jump (``ValueError`` if torn)."""
+    reference, level = state.jump_reference_price, state.jump_level_price
+    ts_level_ns = state.ts_jump_level_ns
+    if reference is None or level is None or ts_level_ns is None:
+        raise ValueError("the jump fields of the risk state must be set together")
+    return reference, level, ts_level_ns
+
+
+def _without_jump(state: RiskState) -> RiskState:
+    return replace(
+        state,
+        jump_reference_price=None,
+        ts_jump_reference_ns=None,
+        jump_level_price=None,
+        ts_jump_level_ns=None,
+    )
+
+
+def _note(reason: Reason, detail: str, inputs: RiskInputs) -> RuleAction:
+    """An event of the breaker that changes no target by itself."""
+    proposed = inputs.proposed_target_usd
+    return RuleAction(Rule.GAP_BREAKER, reason, detail, proposed, proposed)
+
+
+def unconfirmed_action(
+    state: RiskState, mark: float, inputs: RiskInputs, limits: RiskLimits
+) -> RuleAction:
+    """The hold of a pending jump, with what it waits for."""
+    reference, level, ts_level_ns = _jump(state)
+    held_s = ((state.ts_last_mark_ns or ts_level_ns) - ts_level_ns) / NS_PER_S
+    window_s = confirmation_window_s(level, reference, limits)
+    detail = (
+        f"mark {mark:,.2f} is {mark / reference - 1.0:+.2%} from the last confirmed "
+        f"{reference:,.2f}; no increase until it holds within "
+        f"{limits.price_confirm_tolerance:.2%} of {level:,.2f} for {window_s:.1f} s "
+        f"(held {held_s:.1f} s) or returns"
+    )
+    return hold_action(Rule.GAP_BREAKER, Reason.UNCONFIRMED_PRICE, detail, inputs)
 
 
 def _gap_trips(

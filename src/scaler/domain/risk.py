@@ -79,7 +79,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from scaler.domain.breaker import breaker_status, hold_action, track_marks
+from scaler.domain.breaker import breaker_status, hold_action, track_marks, unconfirmed_action
 from scaler.domain.risk_rules import (
     Reason,
     RiskLimits,
@@ -164,8 +164,11 @@ def halt(state: RiskState, reason: Reason = Reason.OPERATOR_HALT) -> RiskState:
 
 
 def resume(state: RiskState) -> RiskState:
-    """Clear the halt and the breaker; the daily baseline re-anchors at the next evaluation.
+    """Clear the halt, the breaker and an unconfirmed jump; the daily baseline re-anchors at
+    the next evaluation.
 
+    Resuming is the operator's confirmation of the market as it stands: the last mark seen
+    becomes the price later marks are judged against, whatever jump led to it.
     ``breaker_trips`` is a counter and stays. The next evaluation decides the trading state.
     """
     return replace(
@@ -173,6 +176,10 @@ def resume(state: RiskState) -> RiskState:
         halted=False,
         halt_reason=None,
         breaker_until_ns=None,
+        jump_reference_price=None,
+        ts_jump_reference_ns=None,
+        jump_level_price=None,
+        ts_jump_level_ns=None,
         day_index=None,
         day_start_equity_coin=None,
         trading_state=_FROZEN,
@@ -211,26 +218,31 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     market_problem = check_market(market, now_ns, limits)
     if state.halted and account is not None and state.breaker_until_ns is not None:
         state, _ = breaker_status(state, account, inputs)  # an expired trip ends while halted
-    trips = _NO_ACTIONS
+    trips = notes = _NO_ACTIONS
     if market_problem is None and market is not None:
-        state, trips = track_marks(state, market, inputs, limits)
+        state, trips, notes = track_marks(state, market, inputs, limits)
+        if state.jump_reference_price is not None:
+            notes = (*notes, unconfirmed_action(state, market.mark_price, inputs, limits))
     problems = _input_actions(inputs, market_problem, limits)
     if state.halted:
-        halted_action = _halt_action(state, inputs)
-        return _halted(inputs, state, (*problems, *trips, halted_action), bool(problems), limits)
+        actions = (*problems, *trips, *notes, _halt_action(state, inputs))
+        return _halted(inputs, state, actions, bool(problems), limits)
     if problems or market is None or account is None:
-        return _hold(inputs, state, _FROZEN, (*problems, *trips))
+        return _hold(inputs, state, _FROZEN, (*problems, *trips, *notes))
     state, loss = _daily_loss(state, account.equity_coin, inputs, limits)
     if loss is not None:
-        return _halted(inputs, state, (loss, *trips), False, limits)
+        return _halted(inputs, state, (loss, *trips, *notes), False, limits)
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     cooldown = None
     if not trips:
         state, cooldown = breaker_status(state, account, inputs)
     if frozen or trips or cooldown is not None:
-        holds = (*stale, *trips) if cooldown is None else (*stale, cooldown)
+        holds = (*stale, *trips, *notes) if cooldown is None else (*stale, cooldown, *notes)
         return _hold(inputs, state, _FROZEN, holds)
-    return _limit(inputs, market, account, state, stale, limits)
+    prior = (*stale, *notes) if notes else stale
+    if state.jump_reference_price is not None:
+        return _unconfirmed(inputs, market, account, state, prior, limits)
+    return _limit(inputs, market, account, state, prior, limits)
 
 
 def _halted(
@@ -254,22 +266,95 @@ def _halted(
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     if frozen:
         return _hold(inputs, state, _HALTED, (*actions, *stale))
-    mark, equity = market.mark_price, account.equity_coin
-    target, mm = maintenance_margin_rule(
-        current, current, mark, equity, account.maintenance_margin_coin, inputs.schedule, limits
-    )
-    target, floor = liquidation_floor_rule(
-        target, mark, equity, inputs.schedule, inputs.lot_size_usd, limits
-    )
-    allowed = round_toward_zero(target, inputs.lot_size_usd)
-    if (mm is None and floor is None) or not reduces_same_side(allowed, current):
+    reference = state.jump_reference_price
+    allowed, safety = _safety_reduction(inputs, market, account, reference, limits, caps=False)
+    if not safety or not reduces_same_side(allowed, current):
         return _hold(inputs, state, _HALTED, actions)
     if state.trading_state is not _HALTED:
         state = replace(state, trading_state=_HALTED)
-    safety = tuple(a for a in (mm, floor) if a is not None)
     return RiskDecision(
         inputs.proposed_target_usd, allowed, current, _HALTED, (*actions, *safety), state, True
     )
+
+
+def _unconfirmed(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    state: RiskState,
+    prior: tuple[RuleAction, ...],
+    limits: RiskLimits,
+) -> RiskDecision:
+    """A jump not yet confirmed: hold (``FROZEN``), or a safety reduction (``REDUCING``).
+
+    The size formula's target is not used: it was computed at a price nobody has confirmed
+    (a long's USD target grows with the mark). Only maintenance margin, the caps and the
+    liquidation floor may shrink the current position, each judged at the mark *and* at the
+    last confirmed price, whichever is worse: the venue liquidates on its own mark, believed
+    or not.
+    """
+    current = inputs.current_position_usd
+    reference = state.jump_reference_price
+    allowed, safety = _safety_reduction(inputs, market, account, reference, limits, caps=True)
+    if not safety or not reduces_same_side(allowed, current):
+        return _hold(inputs, state, _FROZEN, prior)
+    if state.trading_state is not _REDUCING:
+        state = replace(state, trading_state=_REDUCING)
+    return RiskDecision(
+        inputs.proposed_target_usd, allowed, current, _REDUCING, (*prior, *safety), state, True
+    )
+
+
+def _safety_reduction(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    reference: float | None,
+    limits: RiskLimits,
+    *,
+    caps: bool,
+) -> tuple[float, tuple[RuleAction, ...]]:
+    """The current position as the safety rules leave it, in whole lots, and their actions.
+
+    Maintenance margin (the venue's figure when reported), optionally the caps, then the
+    liquidation floor, at the mark. With a ``reference`` (the last confirmed price of an
+    unconfirmed jump) the same rules run again at that price, on the equity revalued there
+    (``equity + current x (1/mark − 1/reference)``), and the smaller size wins.
+    """
+    current, mark, equity = inputs.current_position_usd, market.mark_price, account.equity_coin
+    mm_coin = account.maintenance_margin_coin
+    target, actions = _safety_at(current, current, mark, equity, mm_coin, inputs, limits, caps)
+    if reference is not None:
+        equity_there = equity + current * (1.0 / mark - 1.0 / reference)
+        target, there = _safety_at(
+            target, current, reference, equity_there, None, inputs, limits, caps
+        )
+        prefix = f"at the last confirmed {reference:,.2f}: "
+        actions = (*actions, *(replace(a, detail=prefix + a.detail) for a in there))
+    return round_toward_zero(target, inputs.lot_size_usd), actions
+
+
+def _safety_at(
+    target: float,
+    current: float,
+    price: float,
+    equity: float,
+    mm_coin: float | None,
+    inputs: RiskInputs,
+    limits: RiskLimits,
+    caps: bool,
+) -> tuple[float, tuple[RuleAction, ...]]:
+    schedule = inputs.schedule
+    target, mm = maintenance_margin_rule(target, current, price, equity, mm_coin, schedule, limits)
+    capped: tuple[RuleAction, ...] = ()
+    if caps:
+        target, capped = cap_rules(target, price, equity, limits)
+    target, floor = liquidation_floor_rule(
+        target, price, equity, schedule, inputs.lot_size_usd, limits
+    )
+    if mm is None and floor is None and not capped:
+        return target, _NO_ACTIONS
+    return target, tuple(a for a in (mm, *capped, floor) if a is not None)
 
 
 def _hold(

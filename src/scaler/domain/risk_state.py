@@ -38,8 +38,12 @@ class RiskState:
     """What the layer remembers between evaluations; persisted with ``to_dict`` / ``from_dict``.
 
     Prices are USD per coin, timestamps integer ns. ``halt_reason`` is set exactly when
-    ``halted``; the mark, anchor and day fields come in pairs. The constructor does not check
-    (``evaluate`` rebuilds the state on every tick); ``from_dict``, the persistence door, does.
+    ``halted``; the mark, anchor and day fields come in pairs. The four ``jump`` fields are set
+    together, exactly while a jump is unconfirmed: ``jump_reference_price`` is the last
+    confirmed price before it (seen at ``ts_jump_reference_ns``), ``jump_level_price`` the new
+    level under confirmation and ``ts_jump_level_ns`` since when the mark has held near it.
+    The constructor does not check (``evaluate`` rebuilds the state on every tick);
+    ``from_dict``, the persistence door, does.
     """
 
     halted: bool = False
@@ -50,6 +54,10 @@ class RiskState:
     ts_last_mark_ns: int | None = None
     gap_anchor_price: float | None = None
     ts_gap_anchor_ns: int | None = None
+    jump_reference_price: float | None = None
+    ts_jump_reference_ns: int | None = None
+    jump_level_price: float | None = None
+    ts_jump_level_ns: int | None = None
     override_until_ns: int | None = None
     day_index: int | None = None
     day_start_equity_coin: float | None = None
@@ -59,6 +67,11 @@ class RiskState:
     def initial(cls) -> RiskState:
         """Nothing seen yet: not halted, no breaker, no baseline, ``FROZEN`` until evaluated."""
         return cls()
+
+    @property
+    def jump_unconfirmed(self) -> bool:
+        """A jump tripped the breaker and the market has neither held nor come back yet."""
+        return self.jump_reference_price is not None
 
     def to_dict(self) -> dict[str, bool | int | float | str | None]:
         """A JSON-ready mapping; ``RiskState.from_dict(state.to_dict()) == state``."""
@@ -71,6 +84,10 @@ class RiskState:
             "ts_last_mark_ns": self.ts_last_mark_ns,
             "gap_anchor_price": self.gap_anchor_price,
             "ts_gap_anchor_ns": self.ts_gap_anchor_ns,
+            "jump_reference_price": self.jump_reference_price,
+            "ts_jump_reference_ns": self.ts_jump_reference_ns,
+            "jump_level_price": self.jump_level_price,
+            "ts_jump_level_ns": self.ts_jump_level_ns,
             "override_until_ns": self.override_until_ns,
             "day_index": self.day_index,
             "day_start_equity_coin": self.day_start_equity_coin,
@@ -79,12 +96,16 @@ class RiskState:
 
     @classmethod
     def from_dict(cls, data: object) -> RiskState:
-        """Rebuild a state from ``to_dict`` output; ``ValueError`` on anything else."""
+        """Rebuild a state from ``to_dict`` output; ``ValueError`` on anything else.
+
+        A row written before the jump fields existed has none of them: no jump is pending.
+        """
         if not isinstance(data, Mapping):
             raise ValueError(f"risk state must be a mapping, got {type(data).__name__}")
-        if set(data) != _STATE_KEYS:
-            missing = sorted(_STATE_KEYS - set(data))
-            extra = sorted(map(repr, set(data) - _STATE_KEYS))
+        keys = set(data)
+        if keys != _STATE_KEYS and keys != _STATE_KEYS - _JUMP_KEYS:
+            missing = sorted(_STATE_KEYS - keys)
+            extra = sorted(map(repr, keys - _STATE_KEYS))
             raise ValueError(f"risk state keys: missing {missing}, unexpected {extra}")
         halted = data["halted"]
         if not isinstance(halted, bool):
@@ -98,6 +119,12 @@ class RiskState:
             ts_last_mark_ns=_opt_int("ts_last_mark_ns", data["ts_last_mark_ns"]),
             gap_anchor_price=_opt_price("gap_anchor_price", data["gap_anchor_price"]),
             ts_gap_anchor_ns=_opt_int("ts_gap_anchor_ns", data["ts_gap_anchor_ns"]),
+            jump_reference_price=_opt_price(
+                "jump_reference_price", data.get("jump_reference_price")
+            ),
+            ts_jump_reference_ns=_opt_int("ts_jump_reference_ns", data.get("ts_jump_reference_ns")),
+            jump_level_price=_opt_price("jump_level_price", data.get("jump_level_price")),
+            ts_jump_level_ns=_opt_int("ts_jump_level_ns", data.get("ts_jump_level_ns")),
             override_until_ns=_opt_int("override_until_ns", data["override_until_ns"]),
             day_index=_opt_int("day_index", data["day_index"]),
             day_start_equity_coin=_opt_float(
@@ -110,6 +137,9 @@ class RiskState:
 
 
 _STATE_KEYS = frozenset(RiskState.__dataclass_fields__)
+_JUMP_KEYS = frozenset(
+    ("jump_reference_price", "ts_jump_reference_ns", "jump_level_price", "ts_jump_level_ns")
+)
 _E = TypeVar("_E", Reason, TradingState)
 
 
@@ -163,3 +193,11 @@ def _check_pairs(state: RiskState) -> None:
     for name_a, a, name_b, b in pairs:
         if (a is None) != (b is None):
             raise ValueError(f"{name_a} and {name_b} must be set together")
+    jump = (
+        state.jump_reference_price,
+        state.ts_jump_reference_ns,
+        state.jump_level_price,
+        state.ts_jump_level_ns,
+    )
+    if any(value is None for value in jump) and any(value is not None for value in jump):
+        raise ValueError(f"{', '.join(sorted(_JUMP_KEYS))} must be set together")

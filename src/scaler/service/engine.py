@@ -185,7 +185,15 @@ class Engine:
         if runtime is None:
             self._telemetry.bad_input(snapshot.key, "market", "unknown_instrument")
             return False
-        problem = validate_market(snapshot, runtime.market, self.config.risk.max_abs_funding_rate)
+        limits = self.config.risk
+        problem = validate_market(
+            snapshot,
+            runtime.market,
+            limits.max_abs_funding_rate,
+            max_mark_index_ratio=limits.max_mark_index_ratio,
+            max_mark_move_ratio=limits.max_mark_move_ratio,
+            mark_move_window_s=limits.mark_move_window_s,
+        )
         if problem is not None:
             self._telemetry.bad_input(snapshot.key, "market", problem.value)
             return False
@@ -457,7 +465,7 @@ class Engine:
 
     def _flush(self, runtime: InstrumentRuntime, *, force: bool = False) -> None:
         """Persist the funding EMA every few seconds and risk state whenever a durable part
-        (halt, breaker, override, daily baseline) changes."""
+        (halt, breaker, unconfirmed jump, override, daily baseline) changes."""
         now_ns = self._clock.now_ns()
         name = str(runtime.spec.key)
         durable = _durable_risk(runtime.risk)
@@ -500,6 +508,9 @@ def _durable_risk(state: risk_model.RiskState) -> tuple[object, ...]:
         state.halt_reason,
         state.breaker_until_ns,
         state.breaker_trips,
+        state.jump_reference_price,
+        state.jump_level_price,
+        state.ts_jump_level_ns,
         state.override_until_ns,
         state.day_index,
         state.day_start_equity_coin,
