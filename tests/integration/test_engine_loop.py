@@ -111,7 +111,8 @@ async def test_engine_when_feed_goes_silent_then_freezes_and_resumes_by_itself(
 async def test_engine_when_mark_gaps_then_breaker_freezes_through_cooldown(
     rig: Rig,
 ) -> None:
-    """A >2 % jump trips the breaker: frozen for the 2 s cooldown, resumes on a fresh account."""
+    """A >2 % jump trips the breaker: frozen for the 2 s cooldown, then until a fresh account
+    and until the jump is confirmed: +2.5 % must hold for 2 s x (ln 1.025 / ln 1.02)² = 3.11 s."""
     await rig.converge()
     orders, position = rig.venue_order_count(), rig.position_usd()
     jump = START_MARK * 1.025  # the target in USD rises with it: the loop would buy at once
@@ -133,10 +134,17 @@ async def test_engine_when_mark_gaps_then_breaker_freezes_through_cooldown(
     # Cooldown over, but the account was last seen before its end: margins not recomputed yet.
     decision = await rig.tick(1.0)
     assert decision.trading_state is FROZEN
-    assert decision.reasons == ("breaker_cooldown",)
+    assert decision.reasons == ("breaker_cooldown", "unconfirmed_price")
     assert rig.venue_order_count() == orders
 
-    resumed = await rig.push(jump, dt=0.0)  # a fresh account snapshot comes with it
+    # A fresh account ends the cooldown; held 2.9 s < 3.11 s, the jump is not believed yet.
+    waiting = await rig.push(jump, dt=0.0)
+    assert waiting.trading_state is FROZEN
+    assert waiting.reasons == ("unconfirmed_price",)
+    assert rig.venue_order_count() == orders
+
+    resumed = await rig.push(jump, dt=0.3)  # held 3.2 s: confirmed
+    assert resumed.reasons[0] == "price_confirmed"
     assert resumed.trading_state is ACTIVE
     assert rig.venue_order_count() == orders + 1
     assert rig.position_usd() > position
