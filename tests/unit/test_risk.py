@@ -880,6 +880,27 @@ def test_evaluate_when_unconfirmed_and_unsafe_at_the_confirmed_price_then_reduce
     assert decision.actions[1].detail.startswith("at the last confirmed 50,000.00: ")
 
 
+def test_evaluate_when_latest_mark_rejected_as_implausible_then_frozen_until_a_good_one() -> None:
+    """The venue values the account at its 10x mark (equity 3.7 BTC): sized at the last good
+    mark that would buy 3 x 3.7 x 50,000 = 555,000 USD. A rejected snapshot newer than the
+    accepted one holds the position; an older one no longer matters."""
+    good, bad = _market(NOW, 50_000.0), _market(NOW + _s(0.5), 500_000.0)
+    upnl = LONG_USD * (1.0 / 50_000.0 - 1.0 / 500_000.0)
+    account = AccountSnapshot(NOW + _s(1), 1.0, upnl, LONG_USD, 50_000.0)
+    inputs = dataclasses.replace(
+        _inputs(555_000.0, LONG_USD, at=NOW + _s(1), market=good, account=account),
+        rejected_market=bad,
+    )
+    decision = _run(inputs, _long_warm())
+    _assert_hold(decision, FROZEN, Reason.IMPLAUSIBLE_MARK)
+    assert decision.actions[0].detail == (
+        "latest mark 500,000.00 (index 500,000.00) rejected as implausible against 50,000.00; "
+        "waiting for a plausible one"
+    )
+    older = dataclasses.replace(inputs, rejected_market=_market(NOW - _s(1), 500_000.0))
+    assert _run(older, _long_warm()).trading_state is ACTIVE
+
+
 def test_resume_when_jump_unconfirmed_then_operator_accepts_the_level() -> None:
     state = _long_at(_long_warm(), NOW + _s(1), 500_000.0).state
     resumed = resume(state)

@@ -16,8 +16,11 @@ Rules, in order (the ``Rule`` family in brackets):
 1. **Input validation** [validation]. Proposed target, current position or lot size not finite
    (lot not positive); no market snapshot (``no_market_data``) or no account snapshot
    (``no_account_data``); a snapshot failing :mod:`scaler.domain.validation` (non-finite,
-   non-positive price, crossed book, absurd funding, bad interval) or stamped more than
-   ``max_clock_skew_s`` in the future (``invalid_input``) -> ``FROZEN``.
+   non-positive price, crossed book, absurd funding, bad interval, a mark more than
+   ``max_mark_index_ratio`` from its index) or stamped more than ``max_clock_skew_s`` in the
+   future (``invalid_input``); a newer snapshot that the caller rejected as implausible
+   (``RiskInputs.rejected_market``: the venue values the account at that mark, so the equity
+   is not believable either; ``implausible_mark``) -> ``FROZEN``.
 2. **Operator halt / daily loss** [operator, daily_loss]. A halted state -> ``HALTED`` whatever
    else is wrong. Daily loss: the baseline is the equity at the first valid evaluation of each
    UTC day (``day_index = now_ns // 86_400 s``) or the first after :func:`resume`; equity below
@@ -46,6 +49,20 @@ Rules, in order (the ``Rule`` family in brackets):
    account is missing; trips are recorded while halted too. There is no age limit on
    ``last_mark``: a jump across a feed outage or a restart is a gap. Windows tumble: a slow
    drift split across two windows is caught only by the per-tick check.
+   **Confirming a jump.** A gap (not a divergence alone) seen while no jump is pending starts
+   one: the price before it (the last mark for a one-tick gap, else the window's anchor) is the
+   reference, the new mark the level. On each later new mark: within
+   ``price_confirm_tolerance`` of the reference -> the jump is discarded (``price_returned``);
+   farther than that from the level -> the level moves to this mark and its hold restarts;
+   else, once the level has held for :func:`~scaler.domain.risk_rules.confirmation_window_s`
+   (``base x (ln(level/reference) / ln(1 + gap_threshold))²`` within ``[price_confirm_base_s,
+   price_confirm_max_s]``) -> confirmed (``price_confirmed``). :func:`resume` accepts the
+   market as it stands. While a jump is pending (``unconfirmed_price``, also after the
+   cooldown) the size formula's target is ignored: ``FROZEN`` at the current size, or
+   ``REDUCING`` reduce-only when maintenance margin, the caps or the liquidation floor (rules 5
+   to 7) demand less, each judged at the mark and again at the reference on the equity
+   revalued there (``equity + current x (1/mark − 1/reference)``), the smaller size winning.
+   ``HALTED`` safety reductions are judged at both prices too. The jump is persisted.
    Rules 3 and 4 both run; either freezes. ``FROZEN``: ``allowed == current``.
 5. **Maintenance margin** [maintenance_margin]. ``ratio = equity / MM(current)`` (the venue's
    figure when reported, else the schedule's at the mark); below ``mm_buffer`` the target is at
@@ -89,6 +106,7 @@ from scaler.domain.risk_rules import (
     check_account,
     check_market,
     check_numbers,
+    check_rejected,
     dead_band_rule,
     liquidation_floor_rule,
     maintenance_margin_rule,
@@ -216,6 +234,8 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     if state.override_until_ns is not None and now_ns >= state.override_until_ns:
         state = replace(state, override_until_ns=None)
     market_problem = check_market(market, now_ns, limits)
+    if market_problem is None and market is not None and inputs.rejected_market is not None:
+        market_problem = check_rejected(market, inputs.rejected_market)
     if state.halted and account is not None and state.breaker_until_ns is not None:
         state, _ = breaker_status(state, account, inputs)  # an expired trip ends while halted
     trips = notes = _NO_ACTIONS

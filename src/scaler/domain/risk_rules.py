@@ -60,6 +60,7 @@ class Reason(enum.StrEnum):
     GAP_BREAKER = "gap_breaker"
     INDEX_DIVERGENCE = "index_divergence"
     BREAKER_COOLDOWN = "breaker_cooldown"
+    IMPLAUSIBLE_MARK = "implausible_mark"
     UNCONFIRMED_PRICE = "unconfirmed_price"
     PRICE_CONFIRMED = "price_confirmed"
     PRICE_RETURNED = "price_returned"
@@ -210,6 +211,20 @@ def check_market(
         ahead_s = (market.ts_funding_ns - now_ns) / NS_PER_S
         return Reason.INVALID_INPUT, f"funding timestamp {ahead_s:.2f} s in the future"
     return None
+
+
+def check_rejected(
+    market: MarketSnapshot, rejected: MarketSnapshot | None
+) -> tuple[Reason, str] | None:
+    """Why the last accepted snapshot may not be traded on: the feed's latest one, newer,
+    was rejected as implausible (the venue's equity is valued at that mark)."""
+    if rejected is None or rejected.ts_recv_ns <= market.ts_recv_ns:
+        return None
+    detail = (
+        f"latest mark {rejected.mark_price:,.2f} (index {rejected.index_price:,.2f}) rejected "
+        f"as implausible against {market.mark_price:,.2f}; waiting for a plausible one"
+    )
+    return Reason.IMPLAUSIBLE_MARK, detail
 
 
 def check_account(

@@ -21,7 +21,10 @@ class RiskInputs:
     """What one evaluation looks at; ``now_ns`` is the caller's clock reading.
 
     Nothing is checked at construction: every field, ``lot_size_usd`` included, is data that
-    :func:`evaluate` validates and fails closed on.
+    :func:`evaluate` validates and fails closed on. ``rejected_market`` is the feed's latest
+    snapshot when input validation rejected it as implausible (``None`` once a later one is
+    accepted): the venue's account is valued at the venue's mark, so while its price is not
+    believable neither is the equity.
     """
 
     proposed_target_usd: float
@@ -31,6 +34,7 @@ class RiskInputs:
     now_ns: int
     schedule: MarginSchedule
     lot_size_usd: float
+    rejected_market: MarketSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)

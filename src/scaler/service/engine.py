@@ -33,7 +33,7 @@ from scaler.domain.types import (
     Mode,
     TradingState,
 )
-from scaler.domain.validation import validate_account, validate_market
+from scaler.domain.validation import BadInput, validate_account, validate_market
 from scaler.errors import InvariantViolation, VenueError
 from scaler.ports import Broker, Clock, Journal, MarketFeed, Telemetry
 from scaler.service.execution import Executor
@@ -41,6 +41,7 @@ from scaler.service.records import DecisionRecord
 from scaler.service.snapshot import build_record
 
 FEED_RETRY_S = (0.5, 1.0, 2.0, 5.0)
+_IMPLAUSIBLE = frozenset((BadInput.IMPLAUSIBLE_INDEX, BadInput.IMPLAUSIBLE_MOVE))
 STATE_FLUSH_INTERVAL_NS = 5 * NS_PER_S
 
 
@@ -77,6 +78,8 @@ class InstrumentRuntime:
     risk: risk_model.RiskState
     vol: sizing_model.VolatilityState = field(default_factory=sizing_model.VolatilityState.initial)
     market: MarketSnapshot | None = None
+    rejected_market: MarketSnapshot | None = None
+    """The feed's latest snapshot when it was rejected as implausible (see ``RiskInputs``)."""
     account: AccountSnapshot | None = None
     last: DecisionRecord | None = None
     dirty: bool = False
@@ -196,8 +199,13 @@ class Engine:
         )
         if problem is not None:
             self._telemetry.bad_input(snapshot.key, "market", problem.value)
+            if problem in _IMPLAUSIBLE:  # the venue shows it: decide now, and hold
+                runtime.rejected_market = snapshot
+                runtime.dirty = True
+                self._wake.set()
             return False
         runtime.market = snapshot
+        runtime.rejected_market = None
         runtime.dirty = True
         self._wake.set()
         return True
@@ -250,6 +258,7 @@ class Engine:
             now_ns=now_ns,
             schedule=runtime.spec.schedule,
             lot_size_usd=runtime.spec.lot_size_usd,
+            rejected_market=runtime.rejected_market,
         )
         decision = risk_model.evaluate(inputs, runtime.risk, self.config.risk)
         previous = runtime.last
