@@ -286,15 +286,7 @@ def _halted(
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     if frozen:
         return _hold(inputs, state, _HALTED, (*actions, *stale))
-    reference = state.jump_reference_price
-    allowed, safety = _safety_reduction(inputs, market, account, reference, limits, caps=False)
-    if not safety or not reduces_same_side(allowed, current):
-        return _hold(inputs, state, _HALTED, actions)
-    if state.trading_state is not _HALTED:
-        state = replace(state, trading_state=_HALTED)
-    return RiskDecision(
-        inputs.proposed_target_usd, allowed, current, _HALTED, (*actions, *safety), state, True
-    )
+    return _cut_or_hold(inputs, market, account, state, actions, limits, _HALTED, _HALTED)
 
 
 def _unconfirmed(
@@ -313,15 +305,32 @@ def _unconfirmed(
     last confirmed price, whichever is worse: the venue liquidates on its own mark, believed
     or not.
     """
+    return _cut_or_hold(inputs, market, account, state, prior, limits, _FROZEN, _REDUCING)
+
+
+def _cut_or_hold(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    state: RiskState,
+    actions: tuple[RuleAction, ...],
+    limits: RiskLimits,
+    holding: TradingState,
+    cutting: TradingState,
+) -> RiskDecision:
+    """Hold the position in ``holding``, or cut it reduce-only in ``cutting`` when the safety
+    rules demand less (with the caps unless halted, whose rules 5 and 7 are the documented
+    ones)."""
     current = inputs.current_position_usd
-    reference = state.jump_reference_price
-    allowed, safety = _safety_reduction(inputs, market, account, reference, limits, caps=True)
+    allowed, safety = _safety_reduction(
+        inputs, market, account, state.jump_reference_price, limits, caps=cutting is not _HALTED
+    )
     if not safety or not reduces_same_side(allowed, current):
-        return _hold(inputs, state, _FROZEN, prior)
-    if state.trading_state is not _REDUCING:
-        state = replace(state, trading_state=_REDUCING)
+        return _hold(inputs, state, holding, actions)
+    if state.trading_state is not cutting:
+        state = replace(state, trading_state=cutting)
     return RiskDecision(
-        inputs.proposed_target_usd, allowed, current, _REDUCING, (*prior, *safety), state, True
+        inputs.proposed_target_usd, allowed, current, cutting, (*actions, *safety), state, True
     )
 
 
