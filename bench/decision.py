@@ -145,7 +145,18 @@ class DecisionPath:
         self, snap: MarketSnapshot, account: AccountSnapshot
     ) -> risk_model.RiskDecision | None:
         """One tick in, one decision out; ``None`` when validation rejects the tick."""
-        if validate_market(snap, self.previous, self.risk.max_abs_funding_rate) is not None:
+        limits = self.risk
+        if (
+            validate_market(
+                snap,
+                self.previous,
+                limits.max_abs_funding_rate,
+                max_mark_index_ratio=limits.max_mark_index_ratio,
+                max_mark_move_ratio=limits.max_mark_move_ratio,
+                mark_move_window_s=limits.mark_move_window_s,
+            )
+            is not None
+        ):
             return None
         self.previous = snap
         now_ns = snap.ts_recv_ns

@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     mode = sub.add_parser("mode", help="switch between auto and recommend")
     mode.add_argument("mode", choices=["auto", "recommend"])
     sub.add_parser("halt", help="halt trading until resumed")
-    sub.add_parser("resume", help="resume after a halt")
+    sub.add_parser("resume", help="resume after a halt; accepts a price jump not yet confirmed")
     override = sub.add_parser("override", help="proceed on the last known funding rate")
     override.add_argument("--duration-s", type=float, default=600.0)
     sub.add_parser("exchange-sim", help="serve a local Deribit-dialect exchange")

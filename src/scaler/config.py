@@ -147,8 +147,20 @@ class RiskSettings(Section):
     dead_band_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.005
     dead_band_min_usd: NonNegFloat = 0.0
     max_spread_bps: PositiveFloat = 50.0
+    price_confirm_base_s: PositiveFloat = 2.0
+    price_confirm_max_s: PositiveFloat = 900.0
+    price_confirm_tolerance: Annotated[float, Field(gt=0, le=0.5, allow_inf_nan=False)] = 0.01
+    max_mark_index_ratio: Annotated[float, Field(gt=1)] = 1.5
+    max_mark_move_ratio: Annotated[float, Field(gt=1)] = 3.0
+    mark_move_window_s: NonNegFloat = 300.0
     override_max_s: PositiveFloat = 3_600.0
     """Longest funding override an operator may grant in one call."""
+
+    @model_validator(mode="after")
+    def _confirm_window(self) -> Self:
+        if self.price_confirm_max_s < self.price_confirm_base_s:
+            raise ValueError("price_confirm_max_s must be >= price_confirm_base_s")
+        return self
 
     # math.inf is a legitimate "no cap"; pydantic's allow_inf_nan=False would refuse it.
     model_config = ConfigDict(

@@ -171,3 +171,54 @@ def test_ten_sigkills_leave_no_duplicate_or_orphaned_order(
     state = sim.state()
     assert open_labels(state) == [], "orders left resting after a graceful stop"
     assert position_usd(state) != 0
+
+
+@pytest.mark.parametrize(
+    ("factor", "reason"), [(10.0, "implausible_mark"), (2.0, "unconfirmed_price")]
+)
+def test_a_price_outlier_held_past_the_cooldown_is_never_traded_into(
+    sim: Sim, trader: Callable[..., Daemon], factor: float, reason: str
+) -> None:
+    """At its 3x target, mark and index pushed to 10x (rejected as implausible) or 2x (a jump
+    the breaker has not confirmed) for 5 s, 2.5 cooldowns, then back: no order adds exposure
+    at the outlier, the position is never liquidated, and the status says why it held."""
+    daemon = trader().start()
+    daemon.wait_ready(timeout_s=30)
+    sim.faults(paused=True)
+    mark = sim.state()["market"][0]["mark_price"]
+
+    def settled() -> bool:
+        sim.push(mark)
+        item = daemon.instrument()
+        return item.get("trading_state") == "active" and converged_at_sim(daemon, sim, 0.01)
+
+    eventually(settled, CONVERGE_S, "convergence at the 3x target", interval_s=0.5)
+    position, seen = position_usd(sim.state()), len(sim.state()["orders"])
+    outlier = mark * factor
+    reasons: set[str] = set()
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        sim.admin("market", {"mark_price": outlier, "index_price": outlier})
+        time.sleep(0.25)
+        item = daemon.instrument()
+        if item.get("mark_price") is not None and item["trading_state"] != "active":
+            reasons.update(item["reasons"])
+    item = daemon.instrument()
+    assert item["trading_state"] == "frozen", item
+    assert reason in item["reasons"], item
+    assert reason in reasons
+    new_orders = sim.state()["orders"][seen:]
+    assert [o for o in new_orders if o["side"] == "buy"] == [], new_orders
+    assert position_usd(sim.state()) == position
+
+    eventually(
+        lambda: sim.push(mark) is None and daemon.instrument()["trading_state"] == "active",
+        15,
+        "trading again at the old level",
+        interval_s=0.25,
+    )
+    state = sim.state()
+    assert position_usd(state) == position  # back where it was: nothing to trade
+    assert not any(o["is_liquidation"] for o in state["orders"])
+    assert state["account"]["equity_coin"] > 0.9
+    assert daemon.terminate() == 0

@@ -119,7 +119,8 @@ async def test_engine_when_feed_goes_silent_then_freezes_and_resumes_by_itself(
 async def test_engine_when_mark_gaps_then_breaker_freezes_through_cooldown(
     rig: Rig,
 ) -> None:
-    """A >2 % jump trips the breaker: frozen for the 2 s cooldown, resumes on a fresh account."""
+    """A >2 % jump trips the breaker: frozen for the 2 s cooldown, then until a fresh account
+    and until the jump is confirmed: +2.5 % must hold for 2 s x (ln 1.025 / ln 1.02)² = 3.11 s."""
     await rig.converge()
     orders, position = rig.venue_order_count(), rig.position_usd()
     jump = START_MARK * 1.025  # the target in USD rises with it: the loop would buy at once
@@ -141,15 +142,80 @@ async def test_engine_when_mark_gaps_then_breaker_freezes_through_cooldown(
     # Cooldown over, but the account was last seen before its end: margins not recomputed yet.
     decision = await rig.tick(1.0)
     assert decision.trading_state is FROZEN
-    assert decision.reasons == ("breaker_cooldown",)
+    assert decision.reasons == ("breaker_cooldown", "unconfirmed_price")
     assert rig.venue_order_count() == orders
 
-    resumed = await rig.push(jump, dt=0.0)  # a fresh account snapshot comes with it
+    # A fresh account ends the cooldown; held 2.9 s < 3.11 s, the jump is not believed yet.
+    waiting = await rig.push(jump, dt=0.0)
+    assert waiting.trading_state is FROZEN
+    assert waiting.reasons == ("unconfirmed_price",)
+    assert rig.venue_order_count() == orders
+
+    resumed = await rig.push(jump, dt=0.3)  # held 3.2 s: confirmed
+    assert resumed.reasons[0] == "price_confirmed"
     assert resumed.trading_state is ACTIVE
     assert rig.venue_order_count() == orders + 1
     assert rig.position_usd() > position
     assert rig.sample("scaler_breaker_trips_total", reason="gap_breaker") == 1.0
     assert rig.runtime.risk.breaker_until_ns is None
+
+
+async def test_engine_when_jump_held_across_a_restart_then_never_traded_into(
+    rig: Rig,
+) -> None:
+    """Mark and index at 1.5x: frozen while unconfirmed (it must hold 2 s x (ln 1.5 / ln 1.02)²
+    = 838 s); a restart keeps the jump and its reference; back at 50,000 the jump is discarded
+    and nothing is traded, before or after."""
+    await rig.converge()
+    orders, position = rig.venue_order_count(), rig.position_usd()
+    level = START_MARK * 1.5  # equity doubles to 2 BTC: the formula asks for 3x the USD
+    for _ in range(12):
+        decision = await rig.push(level)
+        assert decision.trading_state is FROZEN
+        assert "unconfirmed_price" in decision.reasons
+    assert rig.runtime.risk.jump_reference_price == START_MARK
+
+    await rig.restart()
+    assert rig.runtime.risk.jump_reference_price == START_MARK
+    for _ in range(20):  # 10 s after the restart, well past the cooldown
+        decision = await rig.push(level)
+        assert decision.trading_state is FROZEN
+        assert decision.target_usd > 2.9 * position
+        assert decision.recommended_usd == position
+    assert rig.engine.status()["instruments"][0]["reasons"] == ["unconfirmed_price"]
+    assert rig.venue_order_count() == orders
+
+    back = await rig.push(START_MARK)
+    assert "price_returned" in back.reasons
+    await rig.converge()
+    assert rig.venue_order_count() == orders
+    assert rig.position_usd() == position
+    assert (
+        rig.sample("scaler_risk_adjustments_total", rule="gap_breaker", reason="unconfirmed_price")
+        == 20.0  # one per decision since the restart (the metrics restarted too)
+    )
+
+
+async def test_engine_when_mark_pushed_to_ten_times_then_rejected_as_implausible(
+    rig: Rig,
+) -> None:
+    """Mark and index at 10x within seconds of a 50,000 mark: rejected as bad input (counted
+    ``implausible_move``, nothing derived) and frozen at once, since the venue values the
+    account at that mark (equity 3.7 BTC: at the old mark the formula would buy 3.7x); back at
+    50,000 the loop resumes without a trade."""
+    await rig.converge()
+    orders, position = rig.venue_order_count(), rig.position_usd()
+    for _ in range(12):
+        rig.clock.advance(0.5)
+        rig.feed.push(rig.snap(START_MARK * 10))
+        await rig.tick(1.0)
+    assert rig.sample("scaler_bad_inputs_total", feed="market", reason="implausible_move") == 12.0
+    assert rig.last.trading_state is FROZEN
+    assert rig.last.reasons == ("implausible_mark",)
+    assert rig.venue_order_count() == orders
+    await rig.converge()
+    assert rig.venue_order_count() == orders
+    assert rig.position_usd() == position
 
 
 # ------------------------------------------------------------------------------ 4. margin

@@ -195,6 +195,58 @@ def test_replay_cli_when_synthetic_bars_then_table_json_and_pngs(tmp_path: Path)
         assert (out / f"{name}.png").read_bytes()[:8] == PNG_MAGIC, name
 
 
+OUTLIER_MINUTE = 60
+BASE_PRICE = 40_000.0
+
+
+def _bars_with_outlier(path: Path, factor: float) -> Path:
+    """Two hours of calm minute bars at about 40,000 USD, one of them (minute 60) entirely at
+    ``factor`` times the price: a bad print on mark and index alike."""
+    lines = ["open_time_utc,open,high,low,close,volume_contracts"]
+    for minute in range(120):
+        price = BASE_PRICE * (1 + (0.0004 if minute % 4 < 2 else -0.0004))
+        if minute == OUTLIER_MINUTE:
+            price = BASE_PRICE * factor
+        stamp = f"2024-01-01T{minute // 60:02d}:{minute % 60:02d}:00Z"
+        lines.append(f"{stamp},{price},{price},{price},{price},1000")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("factor", "plausibility"),
+    [(10.0, True), (100.0, True), (2.0, True), (10.0, False), (100.0, False)],
+    ids=["10x", "100x", "2x", "10x-breaker-only", "100x-breaker-only"],
+)
+def test_replay_when_one_bar_is_an_outlier_then_nothing_bought_there_and_equity_survives(
+    tmp_path: Path, factor: float, plausibility: bool
+) -> None:
+    """One bar at 10x or 100x (or 2x) among calm bars: rejected as implausible,
+    or with the bounds off judged by the breaker against the price before it, never
+    confirmed in its 45 s: no order is filled at the outlier, nobody is liquidated, equity ends
+    near its start (the bug bought three times at the outlier and ended at 0)."""
+    bars = _bars_with_outlier(tmp_path / "bars.csv", factor)
+    risk: dict[str, float] = {}
+    if not plausibility:
+        risk = {"max_mark_move_ratio": float("inf"), "max_mark_index_ratio": float("inf")}
+    outcome, report = _replay(load_settings(risk=risk), ReplayOptions(bars, baseline_leverages=()))
+    configured = _policy(report, "configured")
+    assert configured["liquidations"] == 0
+    assert configured["final_equity_coin"] == pytest.approx(1.0, abs=0.02)
+    fills = outcome.policies[0].exchange.fills
+    assert fills, "the policy never built its position"
+    start_ns = _ts_ns("2024-01-01T01:00:00")
+    at_outlier = [f for f in fills if start_ns <= f.ts_ns < start_ns + 75 * NS_PER_S]
+    assert at_outlier == []
+    assert all(abs(f.price / BASE_PRICE - 1) < 0.01 for f in fills)
+    expected = {"gap_breaker", "unconfirmed_price", "price_returned"}
+    if plausibility and factor != 2.0:
+        assert configured["breaker_trips"] == 0  # the outlier never reached the risk layer
+    else:
+        assert expected <= set(configured["reasons"])
+        assert "price_confirmed" not in configured["reasons"]
+
+
 def test_replay_cli_when_bars_file_missing_then_exit_2_naming_it(tmp_path: Path) -> None:
     """A missing input file is a usage error: exit code 2 and one line naming the file."""
     done = subprocess.run(

@@ -116,3 +116,28 @@ async def test_crash_replay_when_fast_paced_then_manual_clock_ends_at_last_tick(
         count += 1
     assert count == 23_040
     assert clock.now_ns() == _ts_ns(2020, 3, 14, 23, 59, 45)
+
+
+def test_recorded_crash_when_validated_with_default_bounds_then_no_tick_is_implausible() -> None:
+    """12-13 March 2020, every tick as the daemon sees it: the plausibility bounds of
+    ``validate_market`` (the defaults of ``risk.*``) reject none; the breaker handles the gaps."""
+    _require(CRASH_BARS, BITMEX_FUNDING)
+    from scaler.domain.risk import RiskLimits
+    from scaler.domain.validation import validate_market
+
+    limits = RiskLimits()
+    previous: MarketSnapshot | None = None
+    ticks = 0
+    for snapshot in replay_snapshots(KEY, CRASH_BARS, BITMEX_FUNDING, ReplayParams()):
+        problem = validate_market(
+            snapshot,
+            previous,
+            limits.max_abs_funding_rate,
+            max_mark_index_ratio=limits.max_mark_index_ratio,
+            max_mark_move_ratio=limits.max_mark_move_ratio,
+            mark_move_window_s=limits.mark_move_window_s,
+        )
+        assert problem is None, (snapshot.ts_event_ns, snapshot.mark_price, problem)
+        previous = snapshot
+        ticks += 1
+    assert ticks == 23_040

@@ -29,6 +29,7 @@ from scaler.domain.risk import (
     resume,
 )
 from scaler.domain.risk_rules import (
+    confirmation_window_s,
     largest_safe_lots,
     liquidation_floor_rule,
     target_liquidation_distance,
@@ -559,19 +560,25 @@ def test_evaluate_when_tick_moves_under_threshold_then_no_trip() -> None:
 def test_evaluate_when_tick_moves_over_threshold_then_breaker_trips() -> None:
     """50,000 -> 51,050 is 2.1 % in one tick: frozen, breaker until now + 2 s, one trip."""
     decision = _tick(_warm(), NOW + MS, 51_050.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
     assert decision.actions[0].detail == "mark moved 2.10% in one tick > 2.00%"
     assert decision.state.breaker_until_ns == NOW + MS + _s(2)
     assert decision.state.breaker_trips == 1
     assert decision.state.gap_anchor_price == 51_050.0  # the window restarts at the trip
+    # ... but the jump is judged against the price before it until it is confirmed.
+    assert decision.state.jump_reference_price == 50_000.0
+    assert decision.state.ts_jump_reference_ns == NOW
+    assert decision.state.jump_level_price == 51_050.0
+    assert decision.state.ts_jump_level_ns == NOW + MS
 
 
 def test_evaluate_when_moves_add_up_within_window_then_breaker_trips() -> None:
     """50,000 -> 50,600 (+1.2 %) -> 51,100 (+0.99 % tick, +2.2 % since the window anchor)."""
     state = _tick(_warm(), NOW + _s(1), 50_600.0).state
     decision = _tick(state, NOW + _s(2), 51_100.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
     assert decision.actions[0].detail == "mark moved 2.20% within 10.0 s > 2.00%"
+    assert decision.state.jump_reference_price == 50_000.0  # the window's anchor
 
 
 def test_evaluate_when_same_moves_span_more_than_window_then_no_trip() -> None:
@@ -598,7 +605,9 @@ def test_evaluate_when_mark_diverges_from_index_then_trips_above_three_percent(
 
 def test_evaluate_when_gap_and_divergence_together_then_both_reasons() -> None:
     decision = _tick(_warm(), NOW + MS, 52_000.0, index=50_000.0)
-    _assert_hold(decision, FROZEN, Reason.GAP_BREAKER, Reason.INDEX_DIVERGENCE)
+    _assert_hold(
+        decision, FROZEN, Reason.GAP_BREAKER, Reason.INDEX_DIVERGENCE, Reason.UNCONFIRMED_PRICE
+    )
     assert decision.state.breaker_trips == 1
 
 
@@ -607,35 +616,50 @@ def test_evaluate_when_first_mark_ever_then_no_tick_comparison() -> None:
 
 
 def test_evaluate_when_cooldown_running_then_frozen_until_exactly_two_seconds() -> None:
-    """Trip at t; calm ticks at t + 1.999999999 s frozen; at t + 2 s (fresh account) active."""
+    """Trip at t; calm ticks at t + 1.999999999 s frozen; at t + 2 s (fresh account) the
+    breaker clears, but the 2.1 % jump must hold for 2 s x (ln 1.021 / ln 1.02)² = 2.207 s:
+    still frozen at t + 2 s, confirmed and active at t + 2.3 s."""
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
     during = _tick(state, trip_at + _s(2) - 1, 51_050.0)
-    _assert_hold(during, FROZEN, Reason.BREAKER_COOLDOWN)
+    _assert_hold(during, FROZEN, Reason.BREAKER_COOLDOWN, Reason.UNCONFIRMED_PRICE)
     assert during.actions[0].detail == "breaker cooldown: 0.00 s left"
-    after = _tick(during.state, trip_at + _s(2), 51_060.0)
+    cooled = _tick(during.state, trip_at + _s(2), 51_060.0)
+    _assert_hold(cooled, FROZEN, Reason.UNCONFIRMED_PRICE)
+    assert cooled.state.breaker_until_ns is None
+    assert cooled.actions[0].detail == (
+        "mark 51,060.00 is +2.12% from the last confirmed 50,000.00; no increase until it "
+        "holds within 1.00% of 51,050.00 for 2.2 s (held 2.0 s) or returns"
+    )
+    after = _tick(cooled.state, trip_at + _s(2.3), 51_060.0)
     assert after.trading_state is ACTIVE
+    assert after.reasons == (Reason.PRICE_CONFIRMED,)
     assert after.allowed_target_usd == 30_000.0
-    assert after.state.breaker_until_ns is None
     assert after.state.breaker_trips == 1
+    assert not after.state.jump_unconfirmed
 
 
 def test_evaluate_when_cooldown_over_but_account_older_then_waits_for_fresh_account() -> None:
-    """Recompute margins before resuming: an account from before the deadline keeps it frozen."""
+    """Recompute margins before resuming: an account from before the deadline keeps it frozen.
+
+    A divergence trip: the mark did not jump, so only the cooldown holds."""
     trip_at = NOW + MS
-    state = _tick(_warm(), trip_at, 51_050.0).state
-    waiting = _tick(state, trip_at + _s(2.5), 51_050.0, account_at=trip_at + _s(1))
+    state = _tick(_warm(), trip_at, 50_000.0, index=48_000.0).state
+    waiting = _tick(state, trip_at + _s(2.5), 50_000.0, account_at=trip_at + _s(1))
     _assert_hold(waiting, FROZEN, Reason.BREAKER_COOLDOWN)
     assert waiting.actions[0].detail == "cooldown over; account snapshot 1.00 s older than its end"
-    fresh = _tick(waiting.state, trip_at + _s(2.6), 51_050.0, account_at=trip_at + _s(2))
+    fresh = _tick(waiting.state, trip_at + _s(2.6), 50_000.0, account_at=trip_at + _s(2))
     assert fresh.trading_state is ACTIVE
+    assert not fresh.state.jump_unconfirmed  # a divergence alone is no jump
 
 
 def test_evaluate_when_gap_during_cooldown_then_deadline_moves_and_count_stays() -> None:
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
     again = _tick(state, trip_at + _s(1), 52_200.0)  # +2.25 % on the last tick
-    _assert_hold(again, FROZEN, Reason.GAP_BREAKER)
+    _assert_hold(again, FROZEN, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE)
+    assert again.state.jump_reference_price == 50_000.0  # still the price before the first
+    assert again.state.jump_level_price == 52_200.0
     assert again.state.breaker_until_ns == trip_at + _s(3)
     assert again.state.breaker_trips == 1
 
@@ -643,7 +667,7 @@ def test_evaluate_when_gap_during_cooldown_then_deadline_moves_and_count_stays()
 def test_evaluate_when_two_separate_gaps_then_two_trips_counted() -> None:
     trip_at = NOW + MS
     state = _tick(_warm(), trip_at, 51_050.0).state
-    state = _tick(state, trip_at + _s(2), 51_050.0).state  # cleared
+    state = _tick(state, trip_at + _s(2), 51_050.0).state  # the breaker clears
     decision = _tick(state, trip_at + _s(3), 52_200.0)
     assert decision.state.breaker_trips == 2
 
@@ -669,7 +693,240 @@ def test_evaluate_when_breaker_tripped_then_resume_clears_it() -> None:
 def test_evaluate_when_stale_and_gap_together_then_both_freeze_reasons() -> None:
     market = _market(NOW + MS, 51_050.0, ts_funding_ns=NOW - _s(700))
     decision = _run(_inputs(at=NOW + MS, market=market, account=_account(NOW)), _warm())
-    _assert_hold(decision, FROZEN, Reason.STALE_FUNDING, Reason.GAP_BREAKER)
+    _assert_hold(
+        decision, FROZEN, Reason.STALE_FUNDING, Reason.GAP_BREAKER, Reason.UNCONFIRMED_PRICE
+    )
+
+
+# --- rule 4: confirming a jump -----------------------------------------------------------------
+
+# The daemon's 3x long: 1 BTC wallet, 150,000 USD bought at 50,000. At mark m its equity is
+# 1 + 150,000 x (1/50,000 − 1/m) BTC and the size formula asks for 3 x equity x m USD: at
+# 500,000 (10x) that is 3 x 3.7 x 500,000 = 5,550,000 USD, 37x the position.
+LONG_USD = 150_000.0
+
+
+def _long_at(
+    state: RiskState,
+    at: int,
+    mark: float,
+    *,
+    current: float = LONG_USD,
+    mm_coin: float | None = None,
+    limits: RiskLimits = LIMITS,
+    side: float = 1.0,
+) -> RiskDecision:
+    """One evaluation of a position bought at 50,000 (``side`` -1: sold), sized at ``mark``."""
+    upnl = current * (1.0 / 50_000.0 - 1.0 / mark)
+    account = AccountSnapshot(at, 1.0, upnl, current, 50_000.0, mm_coin)
+    proposed = side * 3.0 * (1.0 + upnl) * mark
+    inputs = _inputs(proposed, current, at=at, market=_market(at, mark), account=account)
+    return _run(inputs, state, limits)
+
+
+def _long_warm(
+    limits: RiskLimits = LIMITS, current: float = LONG_USD, side: float = 1.0
+) -> RiskState:
+    decision = _long_at(
+        RiskState.initial(), NOW, 50_000.0, limits=limits, current=current, side=side
+    )
+    assert decision.allowed_target_usd == current
+    return decision.state
+
+
+def test_evaluate_when_outlier_held_for_ten_cooldowns_then_never_traded_into() -> None:
+    """Mark 10x for 20 s, fresh ticks and accounts every 0.5 s: the formula asks for 5.55 M USD
+    from 2.5 s on, and every decision still holds 150,000 USD (the bug bought at 500,050)."""
+    state = _long_warm()
+    for step in range(1, 41):
+        decision = _long_at(state, NOW + _s(0.5 * step), 500_000.0)
+        state = decision.state
+        assert decision.proposed_target_usd == pytest.approx(5_550_000.0)
+        assert decision.allowed_target_usd == LONG_USD
+        assert decision.trading_state is FROZEN
+        assert Reason.UNCONFIRMED_PRICE in decision.reasons
+    assert state.jump_reference_price == 50_000.0
+    assert state.breaker_trips == 1
+    assert decision.actions[-1].detail == (
+        "mark 500,000.00 is +900.00% from the last confirmed 50,000.00; no increase until it "
+        "holds within 1.00% of 500,000.00 for 900.0 s (held 19.5 s) or returns"
+    )
+
+
+def test_evaluate_when_outlier_holds_for_the_longest_window_then_confirmed() -> None:
+    """A 10x level held 900 s (``price_confirm_max_s``) is believed at last, not before."""
+    trip_at = NOW + _s(1)
+    state = _long_at(_long_warm(), trip_at, 500_000.0).state
+    almost = _long_at(state, trip_at + _s(900) - 1, 500_000.0)
+    assert almost.allowed_target_usd == LONG_USD
+    assert almost.trading_state is FROZEN
+    confirmed = _long_at(almost.state, trip_at + _s(900), 500_000.0)
+    assert confirmed.reasons[0] is Reason.PRICE_CONFIRMED
+    assert confirmed.trading_state is ACTIVE
+    assert confirmed.allowed_target_usd > LONG_USD
+    assert not confirmed.state.jump_unconfirmed
+
+
+def test_evaluate_when_outlier_returns_then_discarded_without_a_trade() -> None:
+    """10x for 4 s, then 50,050: the jump is discarded (a trip on the way back, no new jump);
+    after the cooldown the formula's 3 x 1.002997 x 50,050 = 150,600 USD is inside the dead
+    band (0.5 % = 753 USD): nothing is traded."""
+    state = _long_warm()
+    for step in range(1, 9):
+        state = _long_at(state, NOW + _s(0.5 * step), 500_000.0).state
+    back = _long_at(state, NOW + _s(4.5), 50_050.0)
+    _assert_hold(back, FROZEN, Reason.GAP_BREAKER, Reason.PRICE_RETURNED)
+    assert back.actions[1].detail == (
+        "mark 50,050.00 back within 1.00% of the last confirmed 50,000.00; "
+        "the jump to 500,000.00 is discarded"
+    )
+    assert not back.state.jump_unconfirmed
+    after = _long_at(back.state, NOW + _s(6.5), 50_050.0)
+    assert after.trading_state is ACTIVE
+    assert after.reasons == (Reason.DEAD_BAND,)
+    assert after.allowed_target_usd == LONG_USD
+
+
+@pytest.mark.parametrize(
+    ("ratio", "window_s"),
+    [
+        # 2 s x (ln r / ln 1.02)², at least 2 s, at most 900 s.
+        (1.02, 2.0),  # exactly the threshold
+        (1.01, 2.0),  # below it: the floor
+        (1.1, 46.33),  # ln 1.1 / ln 1.02 = 0.095310 / 0.019803 = 4.8130; 2 x 23.165
+        (1 / 1.1, 46.33),  # a fall by the same log ratio waits as long
+        (1.2, 169.53),  # ln 1.2 / ln 1.02 = 0.182322 / 0.019803 = 9.2068; 2 x 84.766
+        (2.0, 900.0),  # 2 x 35.003² = 2,450 s, bounded
+        (0.1, 900.0),
+    ],
+)
+def test_confirmation_window_when_jump_grows_then_window_grows_with_its_square(
+    ratio: float, window_s: float
+) -> None:
+    assert confirmation_window_s(50_000.0 * ratio, 50_000.0, LIMITS) == pytest.approx(
+        window_s, abs=0.01
+    )
+
+
+def test_confirmation_window_when_spike_or_fall_by_ten_then_same_window() -> None:
+    """Log ratios: x10 and /10 are the same size of jump: ln 10 / ln 1.02 = 2.302585 / 0.019803
+    = 116.28, so 2 s x 13,520 = 27,041 s."""
+    wide = RiskLimits(price_confirm_max_s=1e6)
+    up = confirmation_window_s(500_000.0, 50_000.0, wide)
+    assert up == pytest.approx(confirmation_window_s(5_000.0, 50_000.0, wide))
+    assert up == pytest.approx(2.0 * (math.log(10.0) / math.log(1.02)) ** 2)
+    assert up == pytest.approx(27_041.0, rel=1e-4)
+
+
+def test_evaluate_when_level_moves_during_hold_then_hold_restarts_at_new_level() -> None:
+    """+10 % (46.3 s) held 40 s, then 56,000 (1.8 % off the level): the hold restarts there,
+    and +12 % must hold 2 s x (ln 1.12 / ln 1.02)² = 65.5 s, still judged against 50,000."""
+    state = _tick(_warm(), NOW + _s(1), 55_000.0, proposed=0.0).state
+    state = _tick(state, NOW + _s(41), 55_300.0, proposed=0.0).state  # within 1 %: held
+    assert state.jump_level_price == 55_000.0
+    moved = _tick(state, NOW + _s(42), 56_000.0, proposed=0.0)
+    assert moved.state.jump_level_price == 56_000.0
+    assert moved.state.ts_jump_level_ns == NOW + _s(42)
+    assert moved.state.jump_reference_price == 50_000.0
+    waiting = _tick(moved.state, NOW + _s(42 + 65), 56_100.0, proposed=0.0)
+    assert waiting.state.jump_unconfirmed
+    confirmed = _tick(waiting.state, NOW + _s(42 + 66), 56_100.0, proposed=0.0)
+    assert confirmed.reasons == (Reason.PRICE_CONFIRMED,)
+
+
+def test_evaluate_when_fall_unconfirmed_then_strategy_cut_waits_for_confirmation() -> None:
+    """-5 % is a gap: the formula's smaller target (3 x 0.8421 x 47,500 = 120,000 USD) is not
+    traded until 47,500 has held 2 s x (ln 0.95 / ln 1.02)² = 13.4 s; then it is. (The daily
+    loss limit is opened: equity is down 15.8 %.)"""
+    limits = RiskLimits(daily_loss_limit_fraction=0.5)
+    state = _long_at(_long_warm(limits), NOW + _s(1), 47_500.0, limits=limits).state
+    held = _long_at(state, NOW + _s(5), 47_500.0, limits=limits)
+    _assert_hold(held, FROZEN, Reason.UNCONFIRMED_PRICE)
+    confirmed = _long_at(held.state, NOW + _s(15), 47_500.0, limits=limits)
+    assert confirmed.reasons[0] is Reason.PRICE_CONFIRMED
+    assert confirmed.trading_state is ACTIVE
+    assert confirmed.allowed_target_usd == pytest.approx(120_000.0, abs=LOT)
+
+
+def test_evaluate_when_unconfirmed_and_margin_short_at_the_mark_then_reduced_reduce_only() -> None:
+    """A short through an unconfirmed +10 %: equity 1 − 150,000 x (1/50,000 − 1/55,000) =
+    0.72727 BTC against the venue's 0.6 BTC maintenance margin, ratio 1.2121 < 2: the short is
+    cut to 150,000 x 0.60606 = 90,909 -> 90,900 USD, reduce-only (the venue liquidates on its
+    mark whether we believe it or not). The formula's -120,000 USD is not used. (The daily loss
+    limit is opened: equity is down 27 %.)"""
+    limits = RiskLimits(daily_loss_limit_fraction=0.5)
+    warm = _long_warm(limits, -LONG_USD, -1.0)
+    state = _long_at(warm, NOW + _s(1), 55_000.0, current=-LONG_USD, side=-1.0, limits=limits).state
+    decision = _long_at(
+        state, NOW + _s(3.5), 55_000.0, current=-LONG_USD, side=-1.0, limits=limits, mm_coin=0.6
+    )
+    assert decision.proposed_target_usd == pytest.approx(-120_000.0)
+    assert decision.trading_state is REDUCING
+    assert decision.reduce_only
+    assert decision.reasons == (Reason.UNCONFIRMED_PRICE, Reason.MAINTENANCE_MARGIN)
+    assert decision.allowed_target_usd == -90_900.0
+
+
+def test_evaluate_when_unconfirmed_and_unsafe_at_the_confirmed_price_then_reduced() -> None:
+    """Pessimistic: the 10x long is safe at 500,000, but revalued at the last confirmed 50,000
+    (equity 1 BTC) its liquidation price is 150,000 x 1.005 / 4 = 37,688, 24.6 % away, short of
+    a 40 % floor. The largest safe long there solves 1.005 N / (1 + N/50,000) <= 30,000:
+    N <= 74,074.07, so 7,407 lots, 74,070 USD."""
+    limits = RiskLimits(min_liquidation_distance=0.4)
+    state = _long_at(_warm(), NOW + _s(1), 500_000.0, limits=limits).state
+    decision = _long_at(state, NOW + _s(3.5), 500_000.0, limits=limits)
+    assert decision.trading_state is REDUCING
+    assert decision.reasons == (Reason.UNCONFIRMED_PRICE, Reason.LIQUIDATION_DISTANCE)
+    assert decision.allowed_target_usd == 74_070.0
+    assert decision.actions[1].detail.startswith("at the last confirmed 50,000.00: ")
+
+
+def test_evaluate_when_latest_mark_rejected_as_implausible_then_frozen_until_a_good_one() -> None:
+    """The venue values the account at its 10x mark (equity 3.7 BTC): sized at the last good
+    mark that would buy 3 x 3.7 x 50,000 = 555,000 USD. A rejected snapshot newer than the
+    accepted one holds the position; an older one no longer matters."""
+    good, bad = _market(NOW, 50_000.0), _market(NOW + _s(0.5), 500_000.0)
+    upnl = LONG_USD * (1.0 / 50_000.0 - 1.0 / 500_000.0)
+    account = AccountSnapshot(NOW + _s(1), 1.0, upnl, LONG_USD, 50_000.0)
+    inputs = dataclasses.replace(
+        _inputs(555_000.0, LONG_USD, at=NOW + _s(1), market=good, account=account),
+        rejected_market=bad,
+    )
+    decision = _run(inputs, _long_warm())
+    _assert_hold(decision, FROZEN, Reason.IMPLAUSIBLE_MARK)
+    assert decision.actions[0].detail == (
+        "latest mark 500,000.00 (index 500,000.00) rejected as implausible against 50,000.00; "
+        "waiting for a plausible one"
+    )
+    older = dataclasses.replace(inputs, rejected_market=_market(NOW - _s(1), 500_000.0))
+    assert _run(older, _long_warm()).trading_state is ACTIVE
+
+
+def test_resume_when_jump_unconfirmed_then_operator_accepts_the_level() -> None:
+    state = _long_at(_long_warm(), NOW + _s(1), 500_000.0).state
+    resumed = resume(state)
+    assert not resumed.jump_unconfirmed
+    decision = _long_at(resumed, NOW + _s(1.5), 500_000.0)
+    assert decision.trading_state is ACTIVE
+    assert decision.allowed_target_usd > LONG_USD
+
+
+def test_evaluate_when_halted_during_unconfirmed_jump_then_both_reported() -> None:
+    state = halt(_long_at(_long_warm(), NOW + _s(1), 500_000.0).state)
+    decision = _long_at(state, NOW + _s(3.5), 500_000.0)
+    _assert_hold(decision, HALTED, Reason.UNCONFIRMED_PRICE, Reason.OPERATOR_HALT)
+    assert decision.state.jump_reference_price == 50_000.0
+
+
+def test_evaluate_when_restarted_during_unconfirmed_jump_then_still_unconfirmed() -> None:
+    """The jump is part of the persisted state: a JSON round trip, then 10x ticks for 10 s."""
+    state = _long_at(_long_warm(), NOW + _s(1), 500_000.0).state
+    state = RiskState.from_dict(json.loads(json.dumps(state.to_dict())))
+    for step in range(1, 21):
+        decision = _long_at(state, NOW + _s(1 + 0.5 * step), 500_000.0)
+        state = decision.state
+        assert decision.allowed_target_usd == LONG_USD
+    assert state.jump_reference_price == 50_000.0
 
 
 # --- rule 5: maintenance margin ----------------------------------------------------------------
@@ -1035,6 +1292,10 @@ def _busy_state() -> RiskState:
         ts_last_mark_ns=NOW,
         gap_anchor_price=0.1 + 0.2,
         ts_gap_anchor_ns=NOW - 5,
+        jump_reference_price=1e-7 * 3,
+        ts_jump_reference_ns=NOW - 7,
+        jump_level_price=499_999.99999999994,
+        ts_jump_level_ns=NOW - 6,
         override_until_ns=NOW + 60,
         day_index=18_334,
         day_start_equity_coin=-0.000123,
@@ -1070,6 +1331,10 @@ def test_risk_state_when_initial_then_nothing_seen_and_frozen() -> None:
         ({"last_mark_price": math.nan}, "last_mark_price"),
         ({"last_mark_price": "50000"}, "last_mark_price"),
         ({"ts_last_mark_ns": None}, "ts_last_mark_ns"),  # mark without its timestamp
+        ({"jump_level_price": 0.0}, "jump_level_price"),
+        ({"ts_jump_level_ns": 1.5}, "ts_jump_level_ns"),
+        ({"jump_reference_price": None}, "jump_level_price"),  # a torn jump
+        ({"ts_jump_reference_ns": None}, "must be set together"),
         ({"day_start_equity_coin": math.inf}, "day_start_equity_coin"),
         ({"trading_state": "sleepy"}, "trading_state"),
         ({"trading_state": 3}, "trading_state"),
@@ -1081,6 +1346,26 @@ def test_risk_state_from_dict_when_field_bad_then_value_error(
     data = {**_busy_state().to_dict(), **changes}
     with pytest.raises(ValueError, match=message):
         RiskState.from_dict(data)
+
+
+def test_risk_state_from_dict_when_row_predates_jump_fields_then_no_jump_pending() -> None:
+    """A row saved before the jump fields existed is read back; one with only some of them is
+    refused."""
+    data = _busy_state().to_dict()
+    jump_keys = [key for key in data if "jump" in key]
+    assert len(jump_keys) == 4
+    old = {key: value for key, value in data.items() if key not in jump_keys}
+    state = RiskState.from_dict(old)
+    assert not state.jump_unconfirmed
+    assert state == dataclasses.replace(
+        _busy_state(),
+        jump_reference_price=None,
+        ts_jump_reference_ns=None,
+        jump_level_price=None,
+        ts_jump_level_ns=None,
+    )
+    with pytest.raises(ValueError, match="missing"):
+        RiskState.from_dict({**old, "jump_level_price": 50_000.0})
 
 
 def test_risk_state_from_dict_when_keys_wrong_or_not_a_mapping_then_value_error() -> None:
@@ -1109,6 +1394,10 @@ def test_risk_limits_when_default_then_documented_values() -> None:
     assert (LIMITS.min_liquidation_distance, LIMITS.daily_loss_limit_fraction) == (0.15, 0.10)
     assert (LIMITS.dead_band_fraction, LIMITS.dead_band_min_usd) == (0.005, 0.0)
     assert (LIMITS.max_spread_bps, LIMITS.max_clock_skew_s) == (50.0, 1.0)
+    assert (LIMITS.price_confirm_base_s, LIMITS.price_confirm_max_s) == (2.0, 900.0)
+    assert LIMITS.price_confirm_tolerance == 0.01
+    assert (LIMITS.max_mark_index_ratio, LIMITS.max_mark_move_ratio) == (1.5, 3.0)
+    assert LIMITS.mark_move_window_s == 300.0
 
 
 @pytest.mark.parametrize(
@@ -1135,6 +1424,12 @@ def test_risk_limits_when_default_then_documented_values() -> None:
         ("dead_band_min_usd", math.inf),
         ("max_spread_bps", 0.0),
         ("max_clock_skew_s", math.nan),
+        ("price_confirm_base_s", 0.0),
+        ("price_confirm_max_s", 1.0),  # below the base
+        ("price_confirm_tolerance", 0.0),
+        ("max_mark_index_ratio", 1.0),
+        ("max_mark_move_ratio", math.nan),
+        ("mark_move_window_s", -1.0),
         ("max_leverage", True),
     ],
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pytest
@@ -19,8 +19,10 @@ from scaler.domain.risk import (
     RiskState,
     evaluate,
     halt,
+    resume,
 )
 from scaler.domain.risk_rules import (
+    confirmation_window_s,
     increases_exposure,
     largest_safe_lots,
     surely_far_from_liquidation,
@@ -153,6 +155,15 @@ def states(draw: st.DrawFn, mark: float = 50_000.0, equity: float = 1.0) -> Risk
             day_index=NOW // (86_400 * NS_PER_S),
             day_start_equity_coin=draw(_mostly(st.just(baseline), st.floats(-1.0, 50.0))),
             trading_state=draw(st.sampled_from(TradingState)),
+        )
+    if state.ts_last_mark_ns is not None and draw(st.integers(0, 3)) == 0:
+        ts_level = state.ts_last_mark_ns - _ns(draw(st.floats(0.0, 1_000.0)))
+        state = replace(
+            state,
+            jump_reference_price=draw(good_price),
+            ts_jump_reference_ns=ts_level - _ns(draw(st.floats(0.001, 60.0))),
+            jump_level_price=draw(st.one_of(st.just(state.last_mark_price), good_price)),
+            ts_jump_level_ns=ts_level,
         )
     if draw(st.integers(0, 15)) == 0:
         state = halt(state)
@@ -303,6 +314,94 @@ def test_evaluate_when_called_twice_then_same_decision(case: Case) -> None:
     assert first.state == second.state
     assert first.reasons == second.reasons
     assert _same(first.allowed_target_usd, second.allowed_target_usd)
+
+
+@settings(max_examples=400)
+@given(case=cases())
+def test_evaluate_when_jump_stays_unconfirmed_then_never_increases_exposure(case: Case) -> None:
+    """While a jump is unconfirmed no decision raises |target| or flips, whatever the formula
+    asked for at the new mark; and a pending jump only ends with a confirmation or a return."""
+    decision = _check(case)
+    if decision.state.jump_unconfirmed:
+        assert not increases_exposure(decision.allowed_target_usd, decision.current_position_usd)
+        assert decision.trading_state is not TradingState.ACTIVE
+        if decision.may_send_orders:
+            assert decision.reduce_only
+    elif case.state.jump_unconfirmed and decision.reasons != (Reason.INVALID_INPUT,):
+        ended = {Reason.PRICE_CONFIRMED, Reason.PRICE_RETURNED} & set(decision.reasons)
+        assert ended, decision.reasons
+
+
+BOUGHT_AT = 50_000.0
+OUTLIERS = st.one_of(st.floats(1.03, 100.0), st.floats(0.01, 1 / 1.03))
+
+
+def _held(current: float, mark: float, now_ns: int, side: float) -> RiskInputs:
+    """The daemon's 3x position bought at 50,000 with 1 BTC, the formula's target at ``mark``."""
+    upnl = current * (1.0 / BOUGHT_AT - 1.0 / mark)
+    equity = 1.0 + upnl
+    account = AccountSnapshot(now_ns, 1.0, upnl, current, BOUGHT_AT)
+    market = MarketSnapshot(
+        KEY, now_ns, now_ns, mark, mark, mark * 0.99995, mark * 1.00005, 1e-4, 28_800.0, now_ns
+    )
+    proposed = side * 3.0 * max(equity, 0.0) * mark
+    return RiskInputs(proposed, current, market, account, now_ns, TierTable.flat(0.005), 10.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    factor=OUTLIERS,
+    side=st.sampled_from([1.0, -1.0]),
+    tick_s=st.floats(0.1, 15.0),
+    hold_fraction=st.floats(0.0, 0.999),
+    wobble=st.lists(st.floats(-0.004, 0.004), min_size=1, max_size=20),
+)
+def test_evaluate_when_outlier_held_inside_its_window_then_never_traded_into(
+    factor: float, side: float, tick_s: float, hold_fraction: float, wobble: list[float]
+) -> None:
+    """A 3x position, then mark and index at ``factor`` x for less than the confirmation window
+    (wobbling within 0.4 %), then back at 50,000: no decision adds exposure at the outlier (any
+    cut it allows fills at once), the return ends the jump, and an untouched position is not
+    traded once the breaker has cooled down."""
+    limits = RiskLimits(daily_loss_limit_fraction=0.999)
+    current, now = side * 150_000.0, NOW
+    state = evaluate(_held(current, BOUGHT_AT, now, side), RiskState.initial(), limits).state
+    level = BOUGHT_AT * factor
+    window_ns = _ns(hold_fraction * confirmation_window_s(level, BOUGHT_AT, limits))
+    start = now + _ns(1.0)
+    for step in range(200):
+        now = start + _ns(step * tick_s)
+        if now - start > window_ns:
+            break
+        mark = level * (1.0 + wobble[step % len(wobble)])
+        decision = evaluate(_held(current, mark, now, side), state, limits)
+        assert not increases_exposure(decision.allowed_target_usd, current)
+        assert decision.state.jump_unconfirmed
+        state, current = decision.state, decision.allowed_target_usd
+    untouched = current == side * 150_000.0
+    for step in range(1, 6):  # back at the old level, past the cooldown
+        decision = evaluate(_held(current, BOUGHT_AT, now + _ns(step), side), state, limits)
+        state = decision.state
+        assert not state.jump_unconfirmed
+    if untouched:
+        assert decision.trading_state is TradingState.ACTIVE
+        assert decision.allowed_target_usd == current
+
+
+@settings(max_examples=100, deadline=None)
+@given(factor=OUTLIERS, side=st.sampled_from([1.0, -1.0]))
+def test_resume_when_jump_unconfirmed_then_the_level_is_traded(factor: float, side: float) -> None:
+    """The operator's resume is a confirmation: the next decision sizes at the mark as it is."""
+    limits = RiskLimits(daily_loss_limit_fraction=0.999)
+    current = side * 150_000.0
+    state = evaluate(_held(current, BOUGHT_AT, NOW, side), RiskState.initial(), limits).state
+    level = BOUGHT_AT * factor
+    state = evaluate(_held(current, level, NOW + _ns(1), side), state, limits).state
+    assert state.jump_unconfirmed
+    decision = evaluate(_held(current, level, NOW + _ns(1.5), side), resume(state), limits)
+    assert not decision.state.jump_unconfirmed
+    assert Reason.UNCONFIRMED_PRICE not in decision.reasons
+    assert decision.trading_state in (TradingState.ACTIVE, TradingState.REDUCING)
 
 
 @settings(max_examples=300)

@@ -241,6 +241,86 @@ def test_validate_market_when_any_floats_then_never_raises_and_accepts_only_sane
         assert isinstance(result, BadInput)
 
 
+# --- market: plausibility bounds ---------------------------------------------------------------
+
+BOUNDS = {"max_mark_index_ratio": 1.5, "max_mark_move_ratio": 3.0, "mark_move_window_s": 300.0}
+
+
+@pytest.mark.parametrize(
+    ("mark", "index", "expected"),
+    [
+        (75_000.0, 50_000.0, None),  # exactly 1.5x: accepted
+        (75_001.0, 50_000.0, BadInput.IMPLAUSIBLE_INDEX),
+        (33_334.0, 50_000.0, None),  # 50,000 / 33,334 = 1.49997
+        (33_333.0, 50_000.0, BadInput.IMPLAUSIBLE_INDEX),  # 1.500015
+        (500_000.0, 50_000.0, BadInput.IMPLAUSIBLE_INDEX),  # the mark alone pushed to 10x
+    ],
+)
+def test_validate_market_when_mark_far_from_index_then_implausible_index(
+    mark: float, index: float, expected: BadInput | None
+) -> None:
+    snapshot = _market(mark_price=mark, index_price=index, best_bid=mark - 1, best_ask=mark)
+    assert validate_market(snapshot, None, CAP, **BOUNDS) is expected
+    assert validate_market(snapshot, None, CAP) is None  # off unless given
+
+
+def _moved(factor: float, after_s: float) -> MarketSnapshot:
+    """Mark and index both at ``factor`` x the default snapshot, received ``after_s`` later."""
+    mark = 50_000.0 * factor
+    return _market(
+        ts_event_ns=T0_NS + round(after_s * NS_PER_S),
+        ts_recv_ns=T0_NS + 1_000_000 + round(after_s * NS_PER_S),
+        mark_price=mark,
+        index_price=mark,
+        best_bid=mark - 0.5,
+        best_ask=mark,
+        bids=(),
+        asks=(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("factor", "after_s", "expected"),
+    [
+        (10.0, 1.0, BadInput.IMPLAUSIBLE_MOVE),  # mark and index pushed to 10x together
+        (100.0, 60.0, BadInput.IMPLAUSIBLE_MOVE),
+        (0.1, 1.0, BadInput.IMPLAUSIBLE_MOVE),
+        (3.0, 1.0, None),  # exactly the ratio
+        (0.334, 1.0, None),  # 1 / 0.334 = 2.994
+        (3.001, 299.999, BadInput.IMPLAUSIBLE_MOVE),
+        (10.0, 300.0, None),  # the last accepted mark is no longer recent
+        (2.0, 1.0, None),  # left to the breaker and its confirmation
+        (0.6, 1.0, None),  # 12 March 2020 at its worst moved 1.36x in 300 s
+    ],
+)
+def test_validate_market_when_mark_far_from_recent_mark_then_implausible_move(
+    factor: float, after_s: float, expected: BadInput | None
+) -> None:
+    assert validate_market(_moved(factor, after_s), _moved(1.0, 0.0), CAP, **BOUNDS) is expected
+
+
+def test_validate_market_when_move_implausible_and_out_of_order_then_out_of_order_first() -> None:
+    older = _moved(10.0, -1.0)
+    assert validate_market(older, _moved(1.0, 0.0), CAP, **BOUNDS) is BadInput.OUT_OF_ORDER
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"max_mark_index_ratio": 1.0},
+        {"max_mark_move_ratio": 0.5},
+        {"max_mark_move_ratio": NAN},
+        {"mark_move_window_s": -1.0},
+        {"mark_move_window_s": NAN},
+    ],
+)
+def test_validate_market_when_bounds_are_impossible_then_value_error(
+    bounds: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match="plausibility bounds"):
+        validate_market(_market(), None, CAP, **bounds)
+
+
 # --- account -----------------------------------------------------------------------------------
 
 
@@ -315,5 +395,5 @@ def test_validate_account_when_same_timestamp_as_previous_then_accepted() -> Non
 def test_bad_input_when_listed_then_values_are_bounded_snake_case() -> None:
     """Reason codes are metric label values: a fixed, lower-case set."""
     values = [code.value for code in BadInput]
-    assert len(values) == len(set(values)) == 9
+    assert len(values) == len(set(values)) == 11
     assert all(v == v.lower() and " " not in v for v in values)

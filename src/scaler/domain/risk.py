@@ -7,13 +7,20 @@ bounded reason code, a human detail with the numbers, target before and after) a
 :class:`RiskState` to persist. "Exposure increase" below means ``|allowed| > |current|`` or a sign
 flip.
 
+The inputs and the persisted state are in :mod:`~scaler.domain.risk_state`, the stateless rules
+in :mod:`~scaler.domain.risk_rules` and the gap breaker's bookkeeping in
+:mod:`~scaler.domain.breaker`; this module orders them.
+
 Rules, in order (the ``Rule`` family in brackets):
 
 1. **Input validation** [validation]. Proposed target, current position or lot size not finite
    (lot not positive); no market snapshot (``no_market_data``) or no account snapshot
    (``no_account_data``); a snapshot failing :mod:`scaler.domain.validation` (non-finite,
-   non-positive price, crossed book, absurd funding, bad interval) or stamped more than
-   ``max_clock_skew_s`` in the future (``invalid_input``) -> ``FROZEN``.
+   non-positive price, crossed book, absurd funding, bad interval, a mark more than
+   ``max_mark_index_ratio`` from its index) or stamped more than ``max_clock_skew_s`` in the
+   future (``invalid_input``); a newer snapshot that the caller rejected as implausible
+   (``RiskInputs.rejected_market``: the venue values the account at that mark, so the equity
+   is not believable either; ``implausible_mark``) -> ``FROZEN``.
 2. **Operator halt / daily loss** [operator, daily_loss]. A halted state -> ``HALTED`` whatever
    else is wrong. Daily loss: the baseline is the equity at the first valid evaluation of each
    UTC day (``day_index = now_ns // 86_400 s``) or the first after :func:`resume`; equity below
@@ -42,6 +49,20 @@ Rules, in order (the ``Rule`` family in brackets):
    account is missing; trips are recorded while halted too. There is no age limit on
    ``last_mark``: a jump across a feed outage or a restart is a gap. Windows tumble: a slow
    drift split across two windows is caught only by the per-tick check.
+   **Confirming a jump.** A gap (not a divergence alone) seen while no jump is pending starts
+   one: the price before it (the last mark for a one-tick gap, else the window's anchor) is the
+   reference, the new mark the level. On each later new mark: within
+   ``price_confirm_tolerance`` of the reference -> the jump is discarded (``price_returned``);
+   farther than that from the level -> the level moves to this mark and its hold restarts;
+   else, once the level has held for :func:`~scaler.domain.risk_rules.confirmation_window_s`
+   (``base x (ln(level/reference) / ln(1 + gap_threshold))²`` within ``[price_confirm_base_s,
+   price_confirm_max_s]``) -> confirmed (``price_confirmed``). :func:`resume` accepts the
+   market as it stands. While a jump is pending (``unconfirmed_price``, also after the
+   cooldown) the size formula's target is ignored: ``FROZEN`` at the current size, or
+   ``REDUCING`` reduce-only when maintenance margin, the caps or the liquidation floor (rules 5
+   to 7) demand less, each judged at the mark and again at the reference on the equity
+   revalued there (``equity + current x (1/mark − 1/reference)``), the smaller size winning.
+   ``HALTED`` safety reductions are judged at both prices too. The jump is persisted.
    Rules 3 and 4 both run; either freezes. ``FROZEN``: ``allowed == current``.
 5. **Maintenance margin** [maintenance_margin]. ``ratio = equity / MM(current)`` (the venue's
    figure when reported, else the schedule's at the mark); below ``mm_buffer`` the target is at
@@ -73,12 +94,9 @@ never raises on data.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
-from scaler.domain.inverse import MarginSchedule
+from scaler.domain.breaker import breaker_status, hold_action, track_marks, unconfirmed_action
 from scaler.domain.risk_rules import (
     Reason,
     RiskLimits,
@@ -88,6 +106,7 @@ from scaler.domain.risk_rules import (
     check_account,
     check_market,
     check_numbers,
+    check_rejected,
     dead_band_rule,
     liquidation_floor_rule,
     maintenance_margin_rule,
@@ -95,6 +114,7 @@ from scaler.domain.risk_rules import (
     round_toward_zero,
     spread_guard_rule,
 )
+from scaler.domain.risk_state import RiskInputs, RiskState, require_int
 from scaler.domain.types import NS_PER_S, AccountSnapshot, MarketSnapshot, TradingState
 
 __all__ = [
@@ -116,155 +136,6 @@ NS_PER_DAY = 86_400 * NS_PER_S
 _ACTIVE, _REDUCING = TradingState.ACTIVE, TradingState.REDUCING
 _FROZEN, _HALTED = TradingState.FROZEN, TradingState.HALTED
 _NO_ACTIONS: tuple[RuleAction, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RiskInputs:
-    """What one evaluation looks at; ``now_ns`` is the caller's clock reading.
-
-    Nothing is checked at construction: every field, ``lot_size_usd`` included, is data that
-    :func:`evaluate` validates and fails closed on.
-    """
-
-    proposed_target_usd: float
-    current_position_usd: float
-    market: MarketSnapshot | None
-    account: AccountSnapshot | None
-    now_ns: int
-    schedule: MarginSchedule
-    lot_size_usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class RiskState:
-    """What the layer remembers between evaluations; persisted with ``to_dict`` / ``from_dict``.
-
-    Prices are USD per coin, timestamps integer ns. ``halt_reason`` is set exactly when
-    ``halted``; the mark, anchor and day fields come in pairs. The constructor does not check
-    (``evaluate`` rebuilds the state on every tick); ``from_dict``, the persistence door, does.
-    """
-
-    halted: bool = False
-    halt_reason: Reason | None = None
-    breaker_until_ns: int | None = None
-    breaker_trips: int = 0
-    last_mark_price: float | None = None
-    ts_last_mark_ns: int | None = None
-    gap_anchor_price: float | None = None
-    ts_gap_anchor_ns: int | None = None
-    override_until_ns: int | None = None
-    day_index: int | None = None
-    day_start_equity_coin: float | None = None
-    trading_state: TradingState = TradingState.FROZEN
-
-    @classmethod
-    def initial(cls) -> RiskState:
-        """Nothing seen yet: not halted, no breaker, no baseline, ``FROZEN`` until evaluated."""
-        return cls()
-
-    def to_dict(self) -> dict[str, bool | int | float | str | None]:
-        """A JSON-ready mapping; ``RiskState.from_dict(state.to_dict()) == state``."""
-        return {
-            "halted": self.halted,
-            "halt_reason": None if self.halt_reason is None else self.halt_reason.value,
-            "breaker_until_ns": self.breaker_until_ns,
-            "breaker_trips": self.breaker_trips,
-            "last_mark_price": self.last_mark_price,
-            "ts_last_mark_ns": self.ts_last_mark_ns,
-            "gap_anchor_price": self.gap_anchor_price,
-            "ts_gap_anchor_ns": self.ts_gap_anchor_ns,
-            "override_until_ns": self.override_until_ns,
-            "day_index": self.day_index,
-            "day_start_equity_coin": self.day_start_equity_coin,
-            "trading_state": self.trading_state.value,
-        }
-
-    @classmethod
-    def from_dict(cls, data: object) -> RiskState:
-        """Rebuild a state from ``to_dict`` output; ``ValueError`` on anything else."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"risk state must be a mapping, got {type(data).__name__}")
-        if set(data) != _STATE_KEYS:
-            missing = sorted(_STATE_KEYS - set(data))
-            extra = sorted(map(repr, set(data) - _STATE_KEYS))
-            raise ValueError(f"risk state keys: missing {missing}, unexpected {extra}")
-        halted = data["halted"]
-        if not isinstance(halted, bool):
-            raise ValueError(f"halted must be a boolean, got {halted!r}")
-        state = cls(
-            halted=halted,
-            halt_reason=_opt_enum(Reason, "halt_reason", data["halt_reason"]),
-            breaker_until_ns=_opt_int("breaker_until_ns", data["breaker_until_ns"]),
-            breaker_trips=_int("breaker_trips", data["breaker_trips"], minimum=0),
-            last_mark_price=_opt_price("last_mark_price", data["last_mark_price"]),
-            ts_last_mark_ns=_opt_int("ts_last_mark_ns", data["ts_last_mark_ns"]),
-            gap_anchor_price=_opt_price("gap_anchor_price", data["gap_anchor_price"]),
-            ts_gap_anchor_ns=_opt_int("ts_gap_anchor_ns", data["ts_gap_anchor_ns"]),
-            override_until_ns=_opt_int("override_until_ns", data["override_until_ns"]),
-            day_index=_opt_int("day_index", data["day_index"]),
-            day_start_equity_coin=_opt_float(
-                "day_start_equity_coin", data["day_start_equity_coin"]
-            ),
-            trading_state=_enum(TradingState, "trading_state", data["trading_state"]),
-        )
-        _check_pairs(state)
-        return state
-
-
-_STATE_KEYS = frozenset(RiskState.__dataclass_fields__)
-_E = TypeVar("_E", Reason, TradingState)
-
-
-def _int(name: str, value: object, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return value
-
-
-def _opt_int(name: str, value: object) -> int | None:
-    return None if value is None else _int(name, value)
-
-
-def _opt_float(name: str, value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number or null, got {value!r}")
-    return float(value)
-
-
-def _opt_price(name: str, value: object) -> float | None:
-    price = _opt_float(name, value)
-    if price is not None and price <= 0.0:
-        raise ValueError(f"{name} must be a positive price, got {value!r}")
-    return price
-
-
-def _enum(kind: type[_E], name: str, value: object) -> _E:
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: unknown value {value!r}") from None
-
-
-def _opt_enum(kind: type[_E], name: str, value: object) -> _E | None:
-    return None if value is None else _enum(kind, name, value)
-
-
-def _check_pairs(state: RiskState) -> None:
-    pairs = (
-        ("halted", state.halted or None, "halt_reason", state.halt_reason),
-        ("last_mark_price", state.last_mark_price, "ts_last_mark_ns", state.ts_last_mark_ns),
-        ("gap_anchor_price", state.gap_anchor_price, "ts_gap_anchor_ns", state.ts_gap_anchor_ns),
-        ("day_index", state.day_index, "day_start_equity_coin", state.day_start_equity_coin),
-    )
-    for name_a, a, name_b, b in pairs:
-        if (a is None) != (b is None):
-            raise ValueError(f"{name_a} and {name_b} must be set together")
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +182,11 @@ def halt(state: RiskState, reason: Reason = Reason.OPERATOR_HALT) -> RiskState:
 
 
 def resume(state: RiskState) -> RiskState:
-    """Clear the halt and the breaker; the daily baseline re-anchors at the next evaluation.
+    """Clear the halt, the breaker and an unconfirmed jump; the daily baseline re-anchors at
+    the next evaluation.
 
+    Resuming is the operator's confirmation of the market as it stands: the last mark seen
+    becomes the price later marks are judged against, whatever jump led to it.
     ``breaker_trips`` is a counter and stays. The next evaluation decides the trading state.
     """
     return replace(
@@ -320,6 +194,10 @@ def resume(state: RiskState) -> RiskState:
         halted=False,
         halt_reason=None,
         breaker_until_ns=None,
+        jump_reference_price=None,
+        ts_jump_reference_ns=None,
+        jump_level_price=None,
+        ts_jump_level_ns=None,
         day_index=None,
         day_start_equity_coin=None,
         trading_state=_FROZEN,
@@ -328,7 +206,7 @@ def resume(state: RiskState) -> RiskState:
 
 def override_funding(state: RiskState, until_ns: int) -> RiskState:
     """Proceed on the last known funding rate while only funding is stale, until ``until_ns``."""
-    _int("until_ns", until_ns)
+    require_int("until_ns", until_ns)
     return replace(state, override_until_ns=until_ns)
 
 
@@ -347,7 +225,7 @@ def evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskDe
     except (ValueError, ArithmeticError) as exc:
         # Fail closed on numbers no check anticipated (float-range overflow, a hand-built state).
         detail = f"evaluation failed: {type(exc).__name__}: {exc}"[:160]
-        action = _hold_action(Rule.VALIDATION, Reason.INVALID_INPUT, detail, inputs)
+        action = hold_action(Rule.VALIDATION, Reason.INVALID_INPUT, detail, inputs)
         return _hold(inputs, state, _HALTED if state.halted else _FROZEN, (action,))
 
 
@@ -356,28 +234,35 @@ def _evaluate(inputs: RiskInputs, state: RiskState, limits: RiskLimits) -> RiskD
     if state.override_until_ns is not None and now_ns >= state.override_until_ns:
         state = replace(state, override_until_ns=None)
     market_problem = check_market(market, now_ns, limits)
+    if market_problem is None and market is not None and inputs.rejected_market is not None:
+        market_problem = check_rejected(market, inputs.rejected_market)
     if state.halted and account is not None and state.breaker_until_ns is not None:
-        state, _ = _breaker_status(state, account, inputs)  # an expired trip ends while halted
-    trips = _NO_ACTIONS
+        state, _ = breaker_status(state, account, inputs)  # an expired trip ends while halted
+    trips = notes = _NO_ACTIONS
     if market_problem is None and market is not None:
-        state, trips = _track_marks(state, market, inputs, limits)
+        state, trips, notes = track_marks(state, market, inputs, limits)
+        if state.jump_reference_price is not None:
+            notes = (*notes, unconfirmed_action(state, market.mark_price, inputs, limits))
     problems = _input_actions(inputs, market_problem, limits)
     if state.halted:
-        halted_action = _halt_action(state, inputs)
-        return _halted(inputs, state, (*problems, *trips, halted_action), bool(problems), limits)
+        actions = (*problems, *trips, *notes, _halt_action(state, inputs))
+        return _halted(inputs, state, actions, bool(problems), limits)
     if problems or market is None or account is None:
-        return _hold(inputs, state, _FROZEN, (*problems, *trips))
+        return _hold(inputs, state, _FROZEN, (*problems, *trips, *notes))
     state, loss = _daily_loss(state, account.equity_coin, inputs, limits)
     if loss is not None:
-        return _halted(inputs, state, (loss, *trips), False, limits)
+        return _halted(inputs, state, (loss, *trips, *notes), False, limits)
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     cooldown = None
     if not trips:
-        state, cooldown = _breaker_status(state, account, inputs)
+        state, cooldown = breaker_status(state, account, inputs)
     if frozen or trips or cooldown is not None:
-        holds = (*stale, *trips) if cooldown is None else (*stale, cooldown)
+        holds = (*stale, *trips, *notes) if cooldown is None else (*stale, cooldown, *notes)
         return _hold(inputs, state, _FROZEN, holds)
-    return _limit(inputs, market, account, state, stale, limits)
+    prior = (*stale, *notes) if notes else stale
+    if state.jump_reference_price is not None:
+        return _unconfirmed(inputs, market, account, state, prior, limits)
+    return _limit(inputs, market, account, state, prior, limits)
 
 
 def _halted(
@@ -401,26 +286,104 @@ def _halted(
     stale, frozen = _stale_actions(state, market, account, inputs, limits)
     if frozen:
         return _hold(inputs, state, _HALTED, (*actions, *stale))
-    mark, equity = market.mark_price, account.equity_coin
-    target, mm = maintenance_margin_rule(
-        current, current, mark, equity, account.maintenance_margin_coin, inputs.schedule, limits
+    return _cut_or_hold(inputs, market, account, state, actions, limits, _HALTED, _HALTED)
+
+
+def _unconfirmed(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    state: RiskState,
+    prior: tuple[RuleAction, ...],
+    limits: RiskLimits,
+) -> RiskDecision:
+    """A jump not yet confirmed: hold (``FROZEN``), or a safety reduction (``REDUCING``).
+
+    The size formula's target is not used: it was computed at a price nobody has confirmed
+    (a long's USD target grows with the mark). Only maintenance margin, the caps and the
+    liquidation floor may shrink the current position, each judged at the mark *and* at the
+    last confirmed price, whichever is worse: the venue liquidates on its own mark, believed
+    or not.
+    """
+    return _cut_or_hold(inputs, market, account, state, prior, limits, _FROZEN, _REDUCING)
+
+
+def _cut_or_hold(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    state: RiskState,
+    actions: tuple[RuleAction, ...],
+    limits: RiskLimits,
+    holding: TradingState,
+    cutting: TradingState,
+) -> RiskDecision:
+    """Hold the position in ``holding``, or cut it reduce-only in ``cutting`` when the safety
+    rules demand less (with the caps unless halted, whose rules 5 and 7 are the documented
+    ones)."""
+    current = inputs.current_position_usd
+    allowed, safety = _safety_reduction(
+        inputs, market, account, state.jump_reference_price, limits, caps=cutting is not _HALTED
     )
-    target, floor = liquidation_floor_rule(
-        target, mark, equity, inputs.schedule, inputs.lot_size_usd, limits
-    )
-    allowed = round_toward_zero(target, inputs.lot_size_usd)
-    if (mm is None and floor is None) or not reduces_same_side(allowed, current):
-        return _hold(inputs, state, _HALTED, actions)
-    if state.trading_state is not _HALTED:
-        state = replace(state, trading_state=_HALTED)
-    safety = tuple(a for a in (mm, floor) if a is not None)
+    if not safety or not reduces_same_side(allowed, current):
+        return _hold(inputs, state, holding, actions)
+    if state.trading_state is not cutting:
+        state = replace(state, trading_state=cutting)
     return RiskDecision(
-        inputs.proposed_target_usd, allowed, current, _HALTED, (*actions, *safety), state, True
+        inputs.proposed_target_usd, allowed, current, cutting, (*actions, *safety), state, True
     )
 
 
-def _hold_action(rule: Rule, reason: Reason, detail: str, inputs: RiskInputs) -> RuleAction:
-    return RuleAction(rule, reason, detail, inputs.proposed_target_usd, inputs.current_position_usd)
+def _safety_reduction(
+    inputs: RiskInputs,
+    market: MarketSnapshot,
+    account: AccountSnapshot,
+    reference: float | None,
+    limits: RiskLimits,
+    *,
+    caps: bool,
+) -> tuple[float, tuple[RuleAction, ...]]:
+    """The current position as the safety rules leave it, in whole lots, and their actions.
+
+    Maintenance margin (the venue's figure when reported), optionally the caps, then the
+    liquidation floor, at the mark. With a ``reference`` (the last confirmed price of an
+    unconfirmed jump) the same rules run again at that price, on the equity revalued there
+    (``equity + current x (1/mark − 1/reference)``), and the smaller size wins.
+    """
+    current, mark, equity = inputs.current_position_usd, market.mark_price, account.equity_coin
+    mm_coin = account.maintenance_margin_coin
+    target, actions = _safety_at(current, current, mark, equity, mm_coin, inputs, limits, caps)
+    if reference is not None:
+        equity_there = equity + current * (1.0 / mark - 1.0 / reference)
+        target, there = _safety_at(
+            target, current, reference, equity_there, None, inputs, limits, caps
+        )
+        prefix = f"at the last confirmed {reference:,.2f}: "
+        actions = (*actions, *(replace(a, detail=prefix + a.detail) for a in there))
+    return round_toward_zero(target, inputs.lot_size_usd), actions
+
+
+def _safety_at(
+    target: float,
+    current: float,
+    price: float,
+    equity: float,
+    mm_coin: float | None,
+    inputs: RiskInputs,
+    limits: RiskLimits,
+    caps: bool,
+) -> tuple[float, tuple[RuleAction, ...]]:
+    schedule = inputs.schedule
+    target, mm = maintenance_margin_rule(target, current, price, equity, mm_coin, schedule, limits)
+    capped: tuple[RuleAction, ...] = ()
+    if caps:
+        target, capped = cap_rules(target, price, equity, limits)
+    target, floor = liquidation_floor_rule(
+        target, price, equity, schedule, inputs.lot_size_usd, limits
+    )
+    if mm is None and floor is None and not capped:
+        return target, _NO_ACTIONS
+    return target, tuple(a for a in (mm, *capped, floor) if a is not None)
 
 
 def _hold(
@@ -454,13 +417,13 @@ def _input_actions(
         problems.append(account_problem)
     if not problems:
         return _NO_ACTIONS
-    return tuple(_hold_action(Rule.VALIDATION, r, d, inputs) for r, d in problems)
+    return tuple(hold_action(Rule.VALIDATION, r, d, inputs) for r, d in problems)
 
 
 def _halt_action(state: RiskState, inputs: RiskInputs) -> RuleAction:
     reason = state.halt_reason or Reason.OPERATOR_HALT
     rule = Rule.DAILY_LOSS if reason is Reason.DAILY_LOSS_LIMIT else Rule.OPERATOR
-    return _hold_action(rule, reason, f"halted ({reason}); an operator must resume", inputs)
+    return hold_action(rule, reason, f"halted ({reason}); an operator must resume", inputs)
 
 
 def _daily_loss(
@@ -477,7 +440,7 @@ def _daily_loss(
         f"equity {equity_coin:.6f} < {floor_coin:.6f} coin "
         f"(day start {baseline:.6f}, limit {limits.daily_loss_limit_fraction:.1%})"
     )
-    action = _hold_action(Rule.DAILY_LOSS, Reason.DAILY_LOSS_LIMIT, detail, inputs)
+    action = hold_action(Rule.DAILY_LOSS, Reason.DAILY_LOSS_LIMIT, detail, inputs)
     return halt(state, Reason.DAILY_LOSS_LIMIT), action
 
 
@@ -516,108 +479,9 @@ def _stale_actions(
             override = Reason.FUNDING_OVERRIDE
             actions.append(RuleAction(Rule.STALE_FEED, override, detail, proposed, proposed))
         else:
-            actions.append(_hold_action(Rule.STALE_FEED, reason, detail, inputs))
+            actions.append(hold_action(Rule.STALE_FEED, reason, detail, inputs))
     frozen = any(action.reason is not Reason.FUNDING_OVERRIDE for action in actions)
     return tuple(actions), frozen
-
-
-def _track_marks(
-    state: RiskState, market: MarketSnapshot, inputs: RiskInputs, limits: RiskLimits
-) -> tuple[RiskState, tuple[RuleAction, ...]]:
-    """Update last mark and window anchor on a new mark; trip the breaker (also when halted,
-    so the record of the market's gaps stays complete)."""
-    mark, ts_ns = market.mark_price, market.ts_recv_ns
-    last, anchor = state.last_mark_price, state.gap_anchor_price
-    if state.ts_last_mark_ns is not None and ts_ns <= state.ts_last_mark_ns:
-        return state, _NO_ACTIONS
-    window_open = (
-        anchor is not None
-        and state.ts_gap_anchor_ns is not None
-        and ts_ns - state.ts_gap_anchor_ns < limits.gap_window_s * NS_PER_S
-    )
-    if not window_open:
-        anchor = mark
-    state = _with_marks(state, mark, ts_ns, anchor, ts_ns if not window_open else None)
-    trips = _gap_trips(mark, last, anchor, market.index_price, inputs, limits)
-    if not trips:
-        return state, _NO_ACTIONS
-    until_ns = inputs.now_ns + round(limits.breaker_cooldown_s * NS_PER_S)
-    already_on = state.breaker_until_ns is not None
-    state = replace(
-        state,
-        breaker_until_ns=max(until_ns, state.breaker_until_ns or until_ns),
-        breaker_trips=state.breaker_trips + (0 if already_on else 1),
-        gap_anchor_price=mark,
-        ts_gap_anchor_ns=ts_ns,
-    )
-    return state, trips
-
-
-def _with_marks(
-    state: RiskState, mark: float, ts_ns: int, anchor: float | None, ts_anchor_ns: int | None
-) -> RiskState:
-    """``replace`` for the per-tick update, built positionally: ``replace`` costs 4x more."""
-    return RiskState(
-        state.halted,
-        state.halt_reason,
-        state.breaker_until_ns,
-        state.breaker_trips,
-        mark,
-        ts_ns,
-        anchor,
-        state.ts_gap_anchor_ns if ts_anchor_ns is None else ts_anchor_ns,
-        state.override_until_ns,
-        state.day_index,
-        state.day_start_equity_coin,
-        state.trading_state,
-    )
-
-
-def _gap_trips(
-    mark: float,
-    last: float | None,
-    anchor: float | None,
-    index: float,
-    inputs: RiskInputs,
-    limits: RiskLimits,
-) -> tuple[RuleAction, ...]:
-    threshold = limits.gap_threshold
-    tick_move = abs(mark / last - 1.0) if last is not None else 0.0
-    window_move = abs(mark / anchor - 1.0) if anchor is not None else 0.0
-    divergence = abs(mark / index - 1.0)
-    diverged = divergence > limits.max_index_divergence
-    if tick_move <= threshold and window_move <= threshold and not diverged:
-        return _NO_ACTIONS
-    trips = []
-    if tick_move > threshold:
-        detail = f"mark moved {tick_move:.2%} in one tick > {threshold:.2%}"
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.GAP_BREAKER, detail, inputs))
-    elif window_move > threshold:
-        detail = (
-            f"mark moved {window_move:.2%} within {limits.gap_window_s:.1f} s > {threshold:.2%}"
-        )
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.GAP_BREAKER, detail, inputs))
-    if diverged:
-        detail = f"mark/index divergence {divergence:.2%} > {limits.max_index_divergence:.2%}"
-        trips.append(_hold_action(Rule.GAP_BREAKER, Reason.INDEX_DIVERGENCE, detail, inputs))
-    return tuple(trips)
-
-
-def _breaker_status(
-    state: RiskState, account: AccountSnapshot, inputs: RiskInputs
-) -> tuple[RiskState, RuleAction | None]:
-    """Cooldown, then wait for an account snapshot taken at or after its end, then clear."""
-    until_ns = state.breaker_until_ns
-    if until_ns is None:
-        return state, None
-    if inputs.now_ns < until_ns:
-        detail = f"breaker cooldown: {(until_ns - inputs.now_ns) / NS_PER_S:.2f} s left"
-    elif account.ts_ns < until_ns:
-        lag_s = (until_ns - account.ts_ns) / NS_PER_S
-        detail = f"cooldown over; account snapshot {lag_s:.2f} s older than its end"
-    else:
-        return replace(state, breaker_until_ns=None), None
-    return state, _hold_action(Rule.GAP_BREAKER, Reason.BREAKER_COOLDOWN, detail, inputs)
 
 
 def _limit(

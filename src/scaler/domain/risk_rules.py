@@ -61,6 +61,10 @@ class Reason(enum.StrEnum):
     GAP_BREAKER = "gap_breaker"
     INDEX_DIVERGENCE = "index_divergence"
     BREAKER_COOLDOWN = "breaker_cooldown"
+    IMPLAUSIBLE_MARK = "implausible_mark"
+    UNCONFIRMED_PRICE = "unconfirmed_price"
+    PRICE_CONFIRMED = "price_confirmed"
+    PRICE_RETURNED = "price_returned"
     MAINTENANCE_MARGIN = "maintenance_margin"
     MAX_POSITION = "max_position"
     MAX_NOTIONAL = "max_notional"
@@ -101,6 +105,12 @@ class RiskLimits:
     ``max_clock_skew_s`` (not in the original brief): a snapshot timestamp further than this
     ahead of ``now_ns`` is invalid input, so a bogus future timestamp can never make a feed look
     fresh forever.
+
+    A jump that tripped the breaker is believed only after it has held within
+    ``price_confirm_tolerance`` for :func:`confirmation_window_s` (from ``price_confirm_base_s``
+    up to ``price_confirm_max_s``). ``max_mark_index_ratio``, ``max_mark_move_ratio`` and
+    ``mark_move_window_s`` are the plausibility bounds of input validation
+    (:func:`scaler.domain.validation.validate_market`); ``inf`` disables a ratio.
     """
 
     stale_mark_after_s: float = 5.0
@@ -121,6 +131,12 @@ class RiskLimits:
     dead_band_min_usd: float = 0.0
     max_spread_bps: float = 50.0
     max_clock_skew_s: float = 1.0
+    price_confirm_base_s: float = 2.0
+    price_confirm_max_s: float = 900.0
+    price_confirm_tolerance: float = 0.01
+    max_mark_index_ratio: float = 1.5
+    max_mark_move_ratio: float = 3.0
+    mark_move_window_s: float = 300.0
 
     def __post_init__(self) -> None:
         for name in ("stale_mark_after_s", "stale_funding_after_s", "stale_account_after_s"):
@@ -139,6 +155,12 @@ class RiskLimits:
         _require("daily_loss_limit_fraction", self.daily_loss_limit_fraction, 1e-9, 1.0)
         _require("dead_band_fraction", self.dead_band_fraction, 0.0, 0.999)
         _require("dead_band_min_usd", self.dead_band_min_usd, 0.0, 1e300)
+        _require_positive("price_confirm_base_s", self.price_confirm_base_s, allow_inf=False)
+        _require("price_confirm_max_s", self.price_confirm_max_s, self.price_confirm_base_s, 1e9)
+        _require("price_confirm_tolerance", self.price_confirm_tolerance, 1e-9, 0.5)
+        for name in ("max_mark_index_ratio", "max_mark_move_ratio"):
+            _require(name, getattr(self, name), 1.0 + 1e-9)
+        _require("mark_move_window_s", self.mark_move_window_s, 0.0, 1e9)
 
 
 def increases_exposure(target_usd: float, current_usd: float) -> bool:
@@ -177,7 +199,9 @@ def check_market(
     """Why the market snapshot is unusable, or ``None``."""
     if market is None:
         return Reason.NO_MARKET_DATA, "no market snapshot"
-    bad = validate_market(market, None, limits.max_abs_funding_rate)
+    bad = validate_market(
+        market, None, limits.max_abs_funding_rate, max_mark_index_ratio=limits.max_mark_index_ratio
+    )
     if bad is not None:
         return Reason.INVALID_INPUT, f"market snapshot rejected: {bad}"
     skew_ns = limits.max_clock_skew_s * NS_PER_S
@@ -188,6 +212,20 @@ def check_market(
         ahead_s = (market.ts_funding_ns - now_ns) / NS_PER_S
         return Reason.INVALID_INPUT, f"funding timestamp {ahead_s:.2f} s in the future"
     return None
+
+
+def check_rejected(
+    market: MarketSnapshot, rejected: MarketSnapshot | None
+) -> tuple[Reason, str] | None:
+    """Why the last accepted snapshot may not be traded on: the feed's latest one, newer,
+    was rejected as implausible (the venue's equity is valued at that mark)."""
+    if rejected is None or rejected.ts_recv_ns <= market.ts_recv_ns:
+        return None
+    detail = (
+        f"latest mark {rejected.mark_price:,.2f} (index {rejected.index_price:,.2f}) rejected "
+        f"as implausible against {market.mark_price:,.2f}; waiting for a plausible one"
+    )
+    return Reason.IMPLAUSIBLE_MARK, detail
 
 
 def check_account(
@@ -203,6 +241,25 @@ def check_account(
         ahead_s = (account.ts_ns - now_ns) / NS_PER_S
         return Reason.INVALID_INPUT, f"account timestamp {ahead_s:.2f} s in the future"
     return None
+
+
+# --- rule 4: confirming a jump --------------------------------------------------------------
+
+
+def confirmation_window_s(level_price: float, reference_price: float, limits: RiskLimits) -> float:
+    """How long the mark must hold near ``level_price`` before a jump from ``reference_price``
+    is believed: ``base x (jump / threshold)²``, bounded to ``[base, max]``.
+
+    ``jump = |ln(level / reference)|`` and ``threshold = ln(1 + gap_threshold)``, so a jump of
+    exactly the gap threshold holds for ``price_confirm_base_s`` and one ``k`` times larger for
+    ``k²`` times as long: the time a price moving by the threshold every base interval, like a
+    random walk, needs to make such a move ordinary. A log ratio treats a 10x spike and a fall
+    to a tenth alike. When the threshold comes to scale with the square root of the time
+    between observations, this is the time at which the jump stops being a gap.
+    """
+    base_s = limits.price_confirm_base_s
+    excess = abs(math.log(level_price / reference_price)) / math.log1p(limits.gap_threshold)
+    return min(limits.price_confirm_max_s, base_s * max(1.0, excess * excess))
 
 
 # --- rule 5: maintenance margin -------------------------------------------------------------

@@ -18,11 +18,24 @@ NON_POSITIVE_PRICE  mark, index, best bid or best ask is ``<= 0``
 CROSSED_BOOK        best bid ``>`` best ask (a locked book, bid == ask, is accepted)
 ABSURD_FUNDING      ``|funding_rate|`` or ``|predicted_funding_rate|`` above the cap
 BAD_INTERVAL        ``funding_interval_s <= 0``
+IMPLAUSIBLE_INDEX   mark / index outside ``[1/r, r]``, ``r = max_mark_index_ratio``
 WRONG_INSTRUMENT    the key differs from the previous snapshot's
 OUT_OF_ORDER        ``ts_event_ns`` older than the previous snapshot's
 DUPLICATE           same ``ts_event_ns`` as the previous snapshot and identical prices and
                     funding (same timestamp, different values is a legitimate second update)
+IMPLAUSIBLE_MOVE    mark / previous mark outside ``[1/r, r]``, ``r = max_mark_move_ratio``,
+                    when the previous snapshot was received less than ``mark_move_window_s``
+                    earlier
 ==================  =================================================================
+
+The two plausibility bounds (off unless given; the daemon passes its ``risk.*`` settings) are
+the price's counterpart of the funding cap: a bad print far outside anything a market does is
+bad data, not a gap for the circuit breaker to weigh. They are set wide on purpose. The worst
+recorded BitMEX XBTUSD minute, 12 March 2020, moved the price by a factor 1.21 within 60 s
+and 1.36 within 300 s, and a real crash moves the index with the mark; a move beyond those
+bounds is rejected while the snapshot it is judged against is recent. Past the window the
+bound no longer applies, so a level that persists is never shut out for good: the breaker and
+its confirmation of the jump (:mod:`scaler.domain.breaker`) decide what it may be traded on.
 
 Account snapshot checks (decisions written down here because the brief left them open):
 
@@ -45,7 +58,7 @@ from __future__ import annotations
 import enum
 import math
 
-from scaler.domain.types import AccountSnapshot, MarketSnapshot
+from scaler.domain.types import NS_PER_S, AccountSnapshot, MarketSnapshot
 
 
 class BadInput(enum.StrEnum):
@@ -60,26 +73,54 @@ class BadInput(enum.StrEnum):
     OUT_OF_ORDER = "out_of_order"
     DUPLICATE = "duplicate"
     WRONG_INSTRUMENT = "wrong_instrument"
+    IMPLAUSIBLE_INDEX = "implausible_index"
+    IMPLAUSIBLE_MOVE = "implausible_move"
 
 
 _isfinite = math.isfinite
 
 
 def validate_market(
-    snapshot: MarketSnapshot, previous: MarketSnapshot | None, max_abs_funding_rate: float
+    snapshot: MarketSnapshot,
+    previous: MarketSnapshot | None,
+    max_abs_funding_rate: float,
+    *,
+    max_mark_index_ratio: float = math.inf,
+    max_mark_move_ratio: float = math.inf,
+    mark_move_window_s: float = 0.0,
 ) -> BadInput | None:
     """The first reason ``snapshot`` must be rejected, or ``None`` if it may be used.
 
     ``previous`` is the last snapshot accepted for the same instrument (``None`` for the first).
     ``max_abs_funding_rate`` caps ``|rate|`` per the snapshot's own interval; it must be ``> 0``
-    (``inf`` disables the check), else ``ValueError``.
+    (``inf`` disables the check), else ``ValueError``. The plausibility ratios must be ``> 1``
+    (``inf``, the default, disables each) and the window ``>= 0``, else ``ValueError``.
     """
     if math.isnan(max_abs_funding_rate) or max_abs_funding_rate <= 0.0:
         raise ValueError(f"max_abs_funding_rate must be > 0, got {max_abs_funding_rate!r}")
+    if not (max_mark_index_ratio > 1.0 and max_mark_move_ratio > 1.0 and mark_move_window_s >= 0):
+        raise ValueError(
+            "plausibility bounds: ratios must be > 1 and the window >= 0, got "
+            f"{max_mark_index_ratio!r}, {max_mark_move_ratio!r}, {mark_move_window_s!r}"
+        )
     bad = _market_values(snapshot, max_abs_funding_rate)
+    if bad is None and not _within(snapshot.mark_price, snapshot.index_price, max_mark_index_ratio):
+        bad = BadInput.IMPLAUSIBLE_INDEX
     if bad is not None or previous is None:
         return bad
-    return _market_sequence(snapshot, previous)
+    bad = _market_sequence(snapshot, previous)
+    if (
+        bad is None
+        and snapshot.ts_recv_ns - previous.ts_recv_ns < mark_move_window_s * NS_PER_S
+        and not _within(snapshot.mark_price, previous.mark_price, max_mark_move_ratio)
+    ):
+        return BadInput.IMPLAUSIBLE_MOVE
+    return bad
+
+
+def _within(price: float, reference: float, max_ratio: float) -> bool:
+    """``price / reference`` in ``[1 / max_ratio, max_ratio]``; prices are positive here."""
+    return reference <= price * max_ratio and price <= reference * max_ratio
 
 
 def _market_values(snapshot: MarketSnapshot, max_abs_funding_rate: float) -> BadInput | None:

@@ -8,7 +8,7 @@ GET        /readyz      no     200 once reconciled with the venue and deciding, 
 GET        /status      no     mode, trading state and per-instrument decision values (JSON)
 POST       /mode        yes    ``{"mode": "auto" | "recommend"}``
 POST       /halt        yes    HALTED until resumed; own resting orders cancelled
-POST       /resume      yes    leave HALTED (and clear a breaker)
+POST       /resume      yes    leave HALTED (and clear a breaker; accept an unconfirmed jump)
 POST       /override    yes    ``{"duration_s": 600}``: proceed on the last known funding rate
 =========  ===========  =====  ==================================================================
 

@@ -34,13 +34,14 @@ from scaler.domain.types import (
     Mode,
     TradingState,
 )
-from scaler.domain.validation import validate_account, validate_market
+from scaler.domain.validation import BadInput, validate_account, validate_market
 from scaler.errors import InvariantViolation, VenueError
 from scaler.ports import Broker, Clock, Journal, MarketFeed, Telemetry
 from scaler.service.execution import Executor
 from scaler.service.snapshot import build_record
 
 FEED_RETRY_S = (0.5, 1.0, 2.0, 5.0)
+_IMPLAUSIBLE = frozenset((BadInput.IMPLAUSIBLE_INDEX, BadInput.IMPLAUSIBLE_MOVE))
 STATE_FLUSH_INTERVAL_NS = 5 * NS_PER_S
 
 
@@ -77,6 +78,8 @@ class InstrumentRuntime:
     risk: risk_model.RiskState
     vol: sizing_model.VolatilityState = field(default_factory=sizing_model.VolatilityState.initial)
     market: MarketSnapshot | None = None
+    rejected_market: MarketSnapshot | None = None
+    """The feed's latest snapshot when it was rejected as implausible (see ``RiskInputs``)."""
     account: AccountSnapshot | None = None
     last: DecisionRecord | None = None
     dirty: bool = False
@@ -185,11 +188,24 @@ class Engine:
         if runtime is None:
             self._telemetry.bad_input(snapshot.key, "market", "unknown_instrument")
             return False
-        problem = validate_market(snapshot, runtime.market, self.config.risk.max_abs_funding_rate)
+        limits = self.config.risk
+        problem = validate_market(
+            snapshot,
+            runtime.market,
+            limits.max_abs_funding_rate,
+            max_mark_index_ratio=limits.max_mark_index_ratio,
+            max_mark_move_ratio=limits.max_mark_move_ratio,
+            mark_move_window_s=limits.mark_move_window_s,
+        )
         if problem is not None:
             self._telemetry.bad_input(snapshot.key, "market", problem.value)
+            if problem in _IMPLAUSIBLE:  # the venue shows it: decide now, and hold
+                runtime.rejected_market = snapshot
+                runtime.dirty = True
+                self._wake.set()
             return False
         runtime.market = snapshot
+        runtime.rejected_market = None
         runtime.dirty = True
         self._wake.set()
         return True
@@ -242,6 +258,7 @@ class Engine:
             now_ns=now_ns,
             schedule=runtime.spec.schedule,
             lot_size_usd=runtime.spec.lot_size_usd,
+            rejected_market=runtime.rejected_market,
         )
         decision = risk_model.evaluate(inputs, runtime.risk, self.config.risk)
         previous = runtime.last
@@ -468,7 +485,7 @@ class Engine:
 
     def _flush(self, runtime: InstrumentRuntime, *, force: bool = False) -> None:
         """Persist the funding EMA every few seconds and risk state whenever a durable part
-        (halt, breaker, override, daily baseline) changes."""
+        (halt, breaker, unconfirmed jump, override, daily baseline) changes."""
         now_ns = self._clock.now_ns()
         name = str(runtime.spec.key)
         durable = _durable_risk(runtime.risk)
@@ -511,6 +528,9 @@ def _durable_risk(state: risk_model.RiskState) -> tuple[object, ...]:
         state.halt_reason,
         state.breaker_until_ns,
         state.breaker_trips,
+        state.jump_reference_price,
+        state.jump_level_price,
+        state.ts_jump_level_ns,
         state.override_until_ns,
         state.day_index,
         state.day_start_equity_coin,
